@@ -1,0 +1,172 @@
+"""The ``scidl`` command: run studies from configs, evaluate runs, generate data.
+
+Errors that scidl raises on purpose (bad config, missing file, NaN data, divergence) are printed
+as one line on stderr with exit status 2; ``python -m scidl`` is the same command (for torchrun).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+import scidl
+from scidl.errors import ScidlError
+
+app = typer.Typer(
+    name="scidl",
+    help="Scientific deep learning: PDE solvers, neural operators and PINNs from one physics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Generate and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+DEMO_CONFIG = "burgers_demo.yaml"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"scidl {scidl.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """scidl command line."""
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[Path, typer.Argument(help="YAML config of the run.")],
+    out: Annotated[Optional[Path], typer.Option(help="Run directory (default runs/NAME).")] = None,  # noqa: UP007
+    seed: Annotated[Optional[int], typer.Option(help="Override the config's seed.")] = None,  # noqa: UP007
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite",
+                                            help="Replace an existing run directory.")] = False,
+) -> None:
+    """Run the study a config describes; writes metrics, checkpoints, figures and a report."""
+    from scidl.experiments import load_config, run
+
+    overrides = {"seed": seed} if seed is not None else None
+    cfg = load_config(config, overrides)
+    run_dir = run(cfg, out or Path("runs") / cfg.name, resume=resume, overwrite=overwrite,
+                  quiet=quiet)
+    _summarise(run_dir, quiet)
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Run the bundled Burgers study (FNO and PINN against the spectral reference)."""
+    from scidl.experiments import load_config, run
+
+    config_path = files("scidl") / "configs" / DEMO_CONFIG
+    cfg = load_config(Path(str(config_path)))
+    run_dir = run(cfg, out, overwrite=True, quiet=quiet)
+    _summarise(run_dir, quiet)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+) -> None:
+    """Reload a run's checkpoints, recompute its metrics, and compare with metrics.json."""
+    from scidl.experiments import evaluate_run
+
+    metrics = evaluate_run(run_dir)
+    typer.echo(json.dumps(metrics, indent=2))
+    stored_path = run_dir / "metrics.json"
+    if stored_path.exists():
+        stored = json.loads(stored_path.read_text())
+        same = _close(stored, metrics)
+        typer.echo(f"{'matches' if same else 'DIFFERS FROM'} the stored {stored_path}", err=True)
+        if not same:
+            raise typer.Exit(1)
+
+
+def _close(a, b, rtol: float = 1e-5) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], rtol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, rtol) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
+    return a == b
+
+
+@data_app.command("generate")
+def data_generate_command(
+    equation: Annotated[str, typer.Argument(help="Equation family, e.g. burgers.")],
+    out: Annotated[Path, typer.Option(help="HDF5 file to write.")],
+    n: Annotated[int, typer.Option(help="Number of trajectories.")] = 100,
+    res: Annotated[int, typer.Option(help="Saved grid points.")] = 128,
+    nu: Annotated[float, typer.Option(help="Viscosity.")] = 0.1,
+    setting: Annotated[str, typer.Option(
+        help="Initial-condition recipe of the FNO paper: 'paper' (sigma=25, tau=5, gamma=2) or "
+             "'repository' (sigma=49, tau=7, gamma=2.5).")] = "paper",
+    t_final: Annotated[float, typer.Option(help="Final time.")] = 1.0,
+    steps: Annotated[int, typer.Option(help="Saved times, including t=0.")] = 11,
+    solver_res: Annotated[Optional[int], typer.Option(  # noqa: UP007
+        help="Solver grid points (default max(res, 1024)).")] = None,
+    dt: Annotated[Optional[float], typer.Option(help="Solver step (default: CFL 1).")] = None,  # noqa: UP007
+    seed: Annotated[int, typer.Option(help="Seed of the initial conditions.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Solve EQUATION from random initial conditions and write a self-describing HDF5 file."""
+    from tqdm.auto import tqdm
+
+    from scidl.data import generate_trajectories, write_dataset
+    from scidl.numerics import GaussianRandomField
+    from scidl.pdes import make_pde
+
+    if n < 1 or res < 8:
+        raise typer.BadParameter("--n must be at least 1 and --res at least 8")
+    try:
+        pde = make_pde(equation, nu=nu)
+        ic = GaussianRandomField.fno_burgers(setting)
+    except ValueError as err:
+        raise ScidlError(str(err)) from None
+    with tqdm(total=n, desc=equation, unit="traj", disable=quiet) as bar:
+        dataset = generate_trajectories(
+            pde, n=n, resolution=res, initial_condition=ic, t_final=t_final, n_times=steps,
+            solver_resolution=solver_res, dt=dt, seed=seed,
+            progress=lambda done: bar.update(done - bar.n))
+    write_dataset(out, dataset)
+    if not quiet:
+        typer.echo(f"wrote {out}: u {tuple(dataset.u.shape)} [trajectory, time, x]")
+
+
+def _summarise(run_dir: Path, quiet: bool) -> None:
+    if quiet:
+        return
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for name, m in metrics["models"].items():
+        error = m.get("test_rel_l2", m.get("rel_l2"))
+        typer.echo(f"{name:>10s} ({m['kind']}): relative L2 {error:.3e}")
+    typer.echo(f"report: {run_dir / 'report.html'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point. Errors scidl raises on purpose become one line on stderr and exit status 2;
+    usage errors are reported by the argument parser (also status 2)."""
+    try:
+        app(args=argv)
+    except ScidlError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Train and evaluate a PINN run (``kind: pinn``) on one test trajectory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from scidl.data import FieldDataset
+from scidl.experiments.config import PINNRunConfig, RunConfig
+from scidl.metrics import relative_l2
+from scidl.models import MLP, count_parameters
+from scidl.pdes import make_pde
+from scidl.pinn import LossWeights, PINNProblem, SpaceTimeNetwork
+from scidl.train import DistInfo, Stage, TrainOptions, TrainResult, train
+
+
+@dataclass
+class PINNOutcome:
+    metrics: dict
+    prediction: torch.Tensor  # [T, N] on the dataset's grid and times
+    train_result: TrainResult | None
+
+
+def build(cfg: PINNRunConfig, dataset: FieldDataset, seed: int) -> SpaceTimeNetwork:
+    torch.manual_seed(seed)
+    periodic = cfg.boundary == "hard-periodic"
+    net = cfg.network
+    features = SpaceTimeNetwork.features_for(periodic, net.periodic_modes)
+    body = MLP(features, 1, width=net.width, hidden_layers=net.hidden_layers,
+               activation=net.activation)
+    length = float(dataset.attrs.get("domain_length", 1.0))
+    return SpaceTimeNetwork(body, 0.0, length, float(dataset.t[-1]), periodic=periodic,
+                            periodic_modes=net.periodic_modes)
+
+
+def problem(cfg: PINNRunConfig, run: RunConfig, dataset: FieldDataset, test_u: torch.Tensor,
+            device) -> PINNProblem:
+    params = dataset.attrs.get("parameters") or run.data.parameters
+    equation = dataset.attrs.get("equation", run.data.equation)
+    length = float(dataset.attrs.get("domain_length", 1.0))
+    w = cfg.weights
+    return PINNProblem(
+        make_pde(equation, **params), x_min=0.0, x_max=length, t_final=float(dataset.t[-1]),
+        initial_points=dataset.x, initial_values=test_u[cfg.sample, 0],
+        boundary="none" if cfg.boundary == "hard-periodic" else "periodic",
+        n_collocation=cfg.collocation, n_boundary=cfg.boundary_points,
+        resample_every=cfg.resample_every,
+        weights=LossWeights(w.residual, w.initial, w.boundary), seed=run.seed, device=device,
+    )
+
+
+def fit(name: str, cfg: PINNRunConfig, run: RunConfig, dataset: FieldDataset,
+        test_u: torch.Tensor, run_dir: Path, info: DistInfo, *, resume: bool, quiet: bool):
+    model = build(cfg, dataset, run.seed).to(info.device)
+    objective = problem(cfg, run, dataset, test_u, info.device)
+    result = train(
+        model, objective, [Stage(**s.model_dump()) for s in cfg.training.stages],
+        checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=run.seed,
+        dist_info=info, log_file=run_dir / "logs" / f"{name}.jsonl",
+        options=TrainOptions(name=name, log_every=cfg.training.log_every,
+                             checkpoint_every=cfg.training.checkpoint_every, progress=not quiet),
+    )
+    return model, result
+
+
+def evaluate(model: torch.nn.Module, cfg: PINNRunConfig, run: RunConfig, dataset: FieldDataset,
+             test_u: torch.Tensor, result: TrainResult | None) -> PINNOutcome:
+    model.eval()
+    device = next(model.parameters()).device
+    objective = problem(cfg, run, dataset, test_u, device)
+    reference = test_u[cfg.sample]  # [T, N]
+    prediction = objective.predict(model, dataset.x, dataset.t).cpu()
+    tt, xx = torch.meshgrid(dataset.t, dataset.x, indexing="ij")
+    residual = objective.residual(model, xx.reshape(-1, 1).to(device), tt.reshape(-1, 1).to(device))
+    metrics = {
+        "kind": "pinn",
+        "sample": cfg.sample,
+        "rel_l2": float(relative_l2(prediction[None], reference[None])[0]),
+        "rel_l2_final": float(relative_l2(prediction[None, -1], reference[None, -1])[0]),
+        "rel_l2_initial": float(relative_l2(prediction[None, 0], reference[None, 0])[0]),
+        "residual_rms": float(residual.detach().pow(2).mean().sqrt()),
+        "parameters": count_parameters(model),
+    }
+    if result is not None:
+        metrics["steps"] = result.steps
+        metrics["final_loss"] = result.history[-1]["loss"] if result.history else None
+        metrics["optimizer_iterations"] = result.optimizer_iterations
+    return PINNOutcome(metrics, prediction, result)

@@ -1,0 +1,73 @@
+"""The run directory of DESIGN.md and its safe creation, writing and clean-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from scidl.errors import CheckpointError, ConfigError
+
+CONFIG = "config.yaml"
+METRICS = "metrics.json"
+TIMINGS = "timings.json"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value) -> None:
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def open_run_dir(out: Path, resolved_config: dict, *, resume: bool, overwrite: bool) -> bool:
+    """Create or reopen ``out``; returns True if this call created it (and so may remove it).
+
+    A new run refuses a non-empty folder unless ``overwrite``; a resumed run must have been
+    started with the same resolved config.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output path {str(out)!r} exists and is not a directory")
+    existing = out.exists() and any(out.iterdir())
+    if existing and overwrite:
+        shutil.rmtree(out)
+        existing = False
+    if existing and not resume:
+        raise ConfigError(
+            f"run directory {str(out)!r} already exists; pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --out"
+        )
+    if existing and (out / CONFIG).exists():
+        previous = yaml.safe_load((out / CONFIG).read_text())
+        if previous != resolved_config:
+            changed = sorted(k for k in set(previous) | set(resolved_config)
+                             if previous.get(k) != resolved_config.get(k))
+            raise CheckpointError(
+                f"cannot resume {str(out)!r}: its config differs in {changed}; "
+                "start a new run directory instead"
+            )
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / CONFIG, yaml.safe_dump(resolved_config, sort_keys=False))
+    return created
+
+
+def read_run_config(run_dir: Path) -> dict:
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{str(run_dir)!r} is not a run directory: it has no {CONFIG}")
+    return yaml.safe_load(path.read_text())

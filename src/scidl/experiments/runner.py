@@ -1,0 +1,127 @@
+"""``run(config)``: data, models, metrics, figures and report in one run directory."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import scidl
+from scidl.experiments import operator, pinn
+from scidl.experiments.config import OperatorRunConfig, RunConfig, parse_config
+from scidl.experiments.datasets import load_run_dataset, prepare_dataset, split
+from scidl.experiments.rundir import (
+    METRICS,
+    TIMINGS,
+    open_run_dir,
+    read_run_config,
+    write_json,
+)
+from scidl.report import write_report
+from scidl.train import init_distributed, load_trained
+from scidl.train.distributed import DistInfo, barrier, broadcast_object
+
+
+def run(config: RunConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+        quiet: bool = False) -> Path:
+    """Carry out a run and return its directory.
+
+    Writes ``config.yaml`` (resolved), ``metrics.json`` (deterministic for a seed on CPU),
+    ``timings.json`` (wall-clock seconds), ``checkpoints/``, ``logs/``, ``figures/`` and
+    ``report.html``. If anything fails, a directory this call created is removed again.
+    Under ``torchrun`` every rank trains and rank 0 writes.
+    """
+    info = init_distributed(config.device)
+    out = Path(out)
+    created = False
+    try:
+        if info.is_main:
+            created = open_run_dir(out, config.to_dict(), resume=resume, overwrite=overwrite)
+        created = broadcast_object(created, info)
+        barrier(info)
+        _carry_out(config, out, info, resume=resume, quiet=quiet)
+    except BaseException:
+        if info.is_main and created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return out
+
+
+def _carry_out(config: RunConfig, out: Path, info: DistInfo, *, resume: bool, quiet: bool):
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    if info.is_main:
+        dataset = prepare_dataset(config.data, out, quiet=quiet)
+    barrier(info)
+    if not info.is_main:
+        dataset = prepare_dataset(config.data, out, quiet=True)
+    timings["data"] = time.perf_counter() - started
+    train_u, test_u = split(dataset, config.data)
+
+    outcomes = {}
+    for name, cfg in config.models.items():
+        clock = time.perf_counter()
+        if isinstance(cfg, OperatorRunConfig):
+            model, result = operator.fit(name, cfg, config, train_u, out, info,
+                                         resume=resume, quiet=quiet)
+            timings[f"{name}.train"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            outcomes[name] = operator.evaluate(model, cfg, train_u, test_u, result)
+        else:
+            model, result = pinn.fit(name, cfg, config, dataset, test_u, out, info,
+                                     resume=resume, quiet=quiet)
+            timings[f"{name}.train"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            outcomes[name] = pinn.evaluate(model, cfg, config, dataset, test_u, result)
+        timings[f"{name}.evaluate"] = time.perf_counter() - clock
+        # Training time accumulated over interrupted and resumed sessions, from the checkpoint.
+        timings[f"{name}.train_total"] = result.seconds
+    if info.is_main:
+        metrics = collect_metrics(config, dataset, outcomes)
+        write_json(out / METRICS, metrics)
+        clock = time.perf_counter()
+        timings["report"] = 0.0
+        timings["total"] = time.perf_counter() - started
+        write_report(out, config, dataset, test_u, outcomes, metrics, timings)
+        timings["report"] = time.perf_counter() - clock
+        timings["total"] = time.perf_counter() - started
+        write_json(out / TIMINGS, timings)
+    barrier(info)
+
+
+def collect_metrics(config: RunConfig, dataset, outcomes: dict) -> dict:
+    """The content of ``metrics.json`` (documented in docs/metrics.md)."""
+    return {
+        "scidl_version": scidl.__version__,
+        "seed": config.seed,
+        "data": {
+            "equation": dataset.attrs.get("equation", config.data.equation),
+            "parameters": dataset.attrs.get("parameters", config.data.parameters),
+            "resolution": int(dataset.u.shape[-1]),
+            "times": int(dataset.u.shape[1]),
+            "n_train": config.data.n_train,
+            "n_test": config.data.n_test,
+        },
+        "models": {name: outcome.metrics for name, outcome in outcomes.items()},
+    }
+
+
+def evaluate_run(run_dir: str | Path) -> dict:
+    """Reload a finished run's checkpoints and recompute its metrics (nothing is written)."""
+    run_dir = Path(run_dir)
+    config = parse_config(read_run_config(run_dir))
+    dataset = load_run_dataset(config.data, run_dir)
+    train_u, test_u = split(dataset, config.data)
+    outcomes = {}
+    for name, cfg in config.models.items():
+        checkpoint = run_dir / "checkpoints" / f"{name}.pt"
+        if isinstance(cfg, OperatorRunConfig):
+            model = operator.build(cfg, config.seed)
+            result = load_trained(model, checkpoint)
+            outcomes[name] = operator.evaluate(model, cfg, train_u, test_u, result)
+        else:
+            model = pinn.build(cfg, dataset, config.seed)
+            result = load_trained(model, checkpoint)
+            outcomes[name] = pinn.evaluate(model, cfg, config, dataset, test_u, result)
+    return collect_metrics(config, dataset, outcomes)
+

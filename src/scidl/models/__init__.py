@@ -1,0 +1,24 @@
+"""Models: one registry maps config names to classes."""
+
+from torch import nn
+
+from scidl.models.fno import FNO1d, SpectralConv1d
+from scidl.models.mlp import MLP
+
+#: config name -> model class
+MODELS: dict[str, type[nn.Module]] = {"fno1d": FNO1d, "mlp": MLP}
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Instantiate a registered model, e.g. ``build_model("fno1d", modes=16, width=32)``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable real scalars."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["FNO1d", "MLP", "MODELS", "SpectralConv1d", "build_model", "count_parameters"]

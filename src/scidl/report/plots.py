@@ -1,0 +1,100 @@
+"""Figures of a run. Each function writes one PNG and returns its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is needed or wanted
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def loss_curves(histories: dict[str, list[dict]], path: Path) -> Path:
+    """Training loss (and its named terms) against step, one panel per model."""
+    n = max(len(histories), 1)
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.6), squeeze=False)
+    for ax, (name, history) in zip(axes[0], histories.items()):
+        steps = [r["step"] for r in history]
+        ax.semilogy(steps, [r["loss"] for r in history], label="loss", color="k")
+        terms = [k for k in (history[0] if history else {}) if k not in ("step", "stage", "loss",
+                                                                         "lr")]
+        for term in terms:
+            ax.semilogy(steps, [r[term] for r in history], label=term, alpha=0.8)
+        for stage_start in _stage_starts(history):
+            ax.axvline(stage_start, color="grey", linestyle=":", linewidth=1)
+        ax.set(title=name, xlabel="step", ylabel="training loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _stage_starts(history: list[dict]) -> list[int]:
+    return [b["step"] for a, b in zip(history[:-1], history[1:]) if b["stage"] != a["stage"]]
+
+
+def operator_predictions(x: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
+                         predictions: torch.Tensor, errors: list[float], title: str,
+                         path: Path) -> Path:
+    """Input, reference, prediction and error for a few test samples, ``[S, N]`` each."""
+    n = inputs.shape[0]
+    fig, axes = plt.subplots(2, n, figsize=(3.6 * n, 5.2), squeeze=False, sharex=True)
+    for i in range(n):
+        top, bottom = axes[0, i], axes[1, i]
+        top.plot(x, targets[i], color="k", label="reference u(T)")
+        top.plot(x, predictions[i], color="tab:red", linestyle="--", label="prediction")
+        twin = top.twinx()
+        twin.plot(x, inputs[i], color="grey", alpha=0.35, linewidth=1)
+        twin.set_yticks([])
+        top.set_title(f"test {i}: rel. L2 {errors[i]:.2e}", fontsize=9)
+        bottom.plot(x, predictions[i] - targets[i], color="tab:blue")
+        bottom.set_xlabel("x")
+        bottom.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("u(x, T)   (grey: u0, own scale)")
+    axes[1, 0].set_ylabel("prediction - reference")
+    axes[0, 0].legend(fontsize=8, loc="best")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def space_time_fields(x: torch.Tensor, t: torch.Tensor, reference: torch.Tensor,
+                      prediction: torch.Tensor, title: str, path: Path) -> Path:
+    """Reference, prediction and error of a ``[T, N]`` space-time field."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    extent = (float(x[0]), float(x[-1]), float(t[0]), float(t[-1]))
+    vmax = float(reference.abs().max())
+    panels = [(reference, "reference"), (prediction, "prediction"),
+              (prediction - reference, "prediction - reference")]
+    for ax, (field, label) in zip(axes, panels):
+        limit = vmax if label != "prediction - reference" else float(field.abs().max())
+        image = ax.imshow(field, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r",
+                          vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set(title=label, xlabel="x", ylabel="t")
+        fig.colorbar(image, ax=ax)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def final_time_comparison(x: torch.Tensor, reference: torch.Tensor,
+                          predictions: dict[str, torch.Tensor], title: str, path: Path) -> Path:
+    """``u(x, T)`` of the reference and of every model on one trajectory."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    top.plot(x, reference, color="k", linewidth=2, label="reference")
+    for name, prediction in predictions.items():
+        top.plot(x, prediction, linestyle="--", label=name)
+        bottom.plot(x, prediction - reference, label=name)
+    top.set(ylabel="u(x, T)")
+    bottom.set(xlabel="x", ylabel="error")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -1,0 +1,69 @@
+"""Objectives for the training loop that need no physics: supervised field regression."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scidl.errors import ShapeError
+from scidl.metrics import relative_l2
+
+LOSSES = ("relative_l2", "mse")
+
+
+class FieldRegression:
+    """Learn a map between fields from pairs ``inputs[i] -> targets[i]`` (operator learning).
+
+    Every epoch is a fresh permutation drawn from ``(seed, epoch)`` and each global batch of
+    ``batch_size`` samples is split evenly across ranks, so one process and ``torchrun`` with
+    several see the same global batches and a resumed run sees the batches it would have seen.
+
+    Args:
+        inputs: ``[N, C_in, *S]`` input fields.
+        targets: ``[N, C_out, *S]`` target fields.
+        batch_size: global batch size (divisible by the number of ranks).
+        loss: ``relative_l2`` (mean over the batch, as in the FNO paper) or ``mse``.
+        seed: seed of the shuffling.
+        device: where batches are sent.
+    """
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, *, batch_size: int,
+                 loss: str = "relative_l2", seed: int = 0, device: torch.device | str = "cpu"):
+        if inputs.shape[0] != targets.shape[0]:
+            raise ShapeError(
+                f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)} must have the "
+                "same number of samples"
+            )
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if not 1 <= batch_size <= inputs.shape[0]:
+            raise ValueError(f"batch_size must be between 1 and {inputs.shape[0]}, got {batch_size}")
+        self.inputs, self.targets = inputs, targets
+        self.batch_size, self.loss_name, self.seed = batch_size, loss, seed
+        self.device = torch.device(device)
+        self.steps_per_epoch = inputs.shape[0] // batch_size
+        self._permutation: tuple[int, torch.Tensor] | None = None
+
+    def _epoch_permutation(self, epoch: int) -> torch.Tensor:
+        if self._permutation is None or self._permutation[0] != epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._permutation = (epoch, torch.randperm(self.inputs.shape[0], generator=generator))
+        return self._permutation[1]
+
+    def batch(self, step: int, rank: int = 0, world_size: int = 1):
+        if self.batch_size % world_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be divisible by the {world_size} processes"
+            )
+        epoch, offset = divmod(step, self.steps_per_epoch)
+        index = self._epoch_permutation(epoch)[offset * self.batch_size:
+                                               (offset + 1) * self.batch_size]
+        index = index[rank::world_size]
+        return self.inputs[index].to(self.device), self.targets[index].to(self.device)
+
+    def loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x, y = batch
+        prediction = model(x)
+        if self.loss_name == "mse":
+            return (prediction - y).pow(2).mean(), {}
+        return relative_l2(prediction, y).mean(), {}
