@@ -76,9 +76,8 @@ def test_heat_modes_decay_exactly_with_etdrk4(length, dt):
     trajectory = simulate(Heat(nu), exact(0.0), times, grid=grid, dt=dt)
     assert trajectory.shape == (4, 64)
     for u, t in zip(trajectory, times, strict=True):
-        # relative to the initial amplitude (mode 20 decays to ~1e-35 on the unit interval)
-        assert float((u - exact(t)).abs().max()) < 1e-8
-        assert float((u - exact(t)).abs().max()) < 1e-12  # in fact exact to round-off
+        # initial amplitudes are <= 1; exact to round-off (mode 20 decays to ~1e-35 at L = 1)
+        assert float((u - exact(t)).abs().max()) < 1e-12
 
 
 def test_heat_in_two_dimensions_decays_at_rate_nu_times_k_squared():
@@ -195,10 +194,11 @@ def test_etdrk4_coefficients_match_the_closed_forms(hL):
 
 
 def test_etdrk4_converges_with_fourth_order_on_stiff_burgers():
-    # nu = 0.1 on the unit interval with N = 64: h * nu * k_max^2 ranges over 1.4..11 here.
-    # At larger steps (h = 0.0125..0.1, |hL| up to 170) the local order dips to ~2.7 before the
-    # asymptotic regime -- the stiff-order behaviour of Cox-Matthews ETDRK4 (Hochbruck &
-    # Ostermann 2005) -- so the fit is taken where the order is settled.
+    # nu = 0.1 on the unit interval with N = 64 is stiff: h * nu * k_max^2 is 3..25 here.
+    # At larger steps the observed local order wanders: halving h from 0.1 to 0.0016 (to
+    # t = 0.5) gave 4.7, 5.1, 2.7, 3.5, 3.8, 3.9 -- the stiff-order behaviour of Cox-Matthews
+    # ETDRK4 (Hochbruck & Ostermann 2005) -- so the fit is taken where it has settled.
+    # Measured slope here: 3.98.
     grid = PeriodicGrid(64)
     (x,) = grid.meshgrid()
     u0 = smooth_initial_condition(x)
@@ -220,9 +220,9 @@ def test_rk4_converges_with_fourth_order_on_nonstiff_burgers():
     grid = PeriodicGrid(32)
     (x,) = grid.meshgrid()
     u0 = smooth_initial_condition(x)
-    pde, end = Burgers(0.01), 0.1  # h * nu * k_max^2 <= 2 < 2.8, the RK4 stability limit
+    pde, end = Burgers(0.01), 0.1  # h * nu * k_max^2 <= 1 < 2.8, the RK4 stability limit
     reference = simulate(pde, u0, [0.0, end], grid=grid, dt=1e-4, stepper=RK4())[-1]
-    dts = [0.02 / 2**j for j in range(4)]
+    dts = [0.01 / 2**j for j in range(4)]
     errors = [
         relative_max_error(
             simulate(pde, u0, [0.0, end], grid=grid, dt=dt, stepper=RK4())[-1], reference
@@ -385,6 +385,22 @@ def test_output_shapes_and_batch_independence():
     assert (batched[:, -1] - fields).abs().max() > 1e-2  # it did evolve
     # a single output time returns the initial condition
     assert torch.equal(simulate(pde, fields, [0.0], grid=grid, dt=0.01), fields[:, None])
+
+
+def test_simulate_runs_without_autograd_and_gives_the_same_numbers():
+    # data generation and evaluation run under no_grad or inference_mode
+    grid = PeriodicGrid(32)
+    (x,) = grid.meshgrid()
+    u0 = smooth_initial_condition(x)
+    reference = simulate(Burgers(0.1), u0, [0.0, 0.05], grid=grid, dt=0.01)
+    with torch.no_grad():
+        without_grad = simulate(Burgers(0.1), u0, [0.0, 0.05], grid=grid, dt=0.01)
+    with torch.inference_mode():
+        inference = simulate(Burgers(0.1), u0, [0.0, 0.05], grid=grid, dt=0.01)
+        symbol = Burgers(0.1).linear_symbol(grid)
+    assert torch.equal(without_grad, reference)
+    assert torch.equal(inference, reference)
+    assert torch.equal(symbol, Burgers(0.1).linear_symbol(grid))
 
 
 def test_same_input_gives_bitwise_identical_output():

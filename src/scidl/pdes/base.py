@@ -54,9 +54,11 @@ class TimeDependentPDE(ABC):
         cotangents = torch.stack([impulse, probe]).to(device)
         # Reverse mode gives J^T w; for a real translation-invariant J the transpose has the
         # conjugate symbol, so one backward pass yields L(k) and a consistency check.
-        zero = torch.zeros_like(cotangents, requires_grad=True)
-        (response,) = torch.autograd.grad(self.rhs(zero, d), zero, grad_outputs=cotangents,
-                                          allow_unused=True)
+        # the symbol is needed under no_grad / inference_mode too (data generation, evaluation)
+        with torch.inference_mode(False), torch.enable_grad():
+            zero = torch.zeros_like(cotangents, requires_grad=True)
+            (response,) = torch.autograd.grad(self.rhs(zero, d), zero, grad_outputs=cotangents,
+                                              allow_unused=True)
         response = torch.zeros_like(cotangents) if response is None else response
         dims = tuple(range(-grid.ndim, 0))
         symbol = torch.fft.rfftn(response[0], dim=dims).conj()  # the impulse's transform is 1
