@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scidl.numerics import PeriodicGrid, SpectralDerivatives, simulate
+from scidl.numerics import PeriodicGrid, SpectralDerivatives, fourier_interpolate, simulate
 from scidl.pdes import Burgers
 
 HERE = Path(__file__).resolve().parent
@@ -47,17 +47,8 @@ def data_folder(argument: str | None) -> Path:
 
 
 def trig_interpolate(u: torch.Tensor, x: np.ndarray) -> np.ndarray:
-    """The trigonometric interpolant of ``u [..., N]`` (on ``-1 + 2 j / N``) evaluated at ``x``."""
-    n = u.shape[-1]
-    coeffs = torch.fft.rfft(u, dim=-1) / n
-    k = torch.arange(coeffs.shape[-1], dtype=torch.float64)
-    weight = torch.full_like(k, 2.0)
-    weight[0] = 1.0
-    if n % 2 == 0:
-        weight[-1] = 1.0  # the Nyquist mode as a cosine
-    phase = torch.exp(1j * math.pi * torch.outer(torch.as_tensor(x, dtype=torch.float64) + 1, k))
-    return ((coeffs * weight) @ phase.T).real.numpy()
-
+    """``u [..., N]`` on ``x_j = -1 + 2 j / N`` evaluated at ``x`` by its Fourier series."""
+    return fourier_interpolate(u, torch.as_tensor(x) + 1.0, PeriodicGrid(u.shape[-1], 2.0)).numpy()
 
 def run(n: int, dt: float, x_ref, t_ref, u_ref) -> dict:
     grid = PeriodicGrid(n, length=2.0)

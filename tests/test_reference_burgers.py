@@ -42,7 +42,7 @@ import numpy as np
 import pytest
 import torch
 
-from scidl.numerics import PeriodicGrid, SpectralDerivatives, simulate
+from scidl.numerics import PeriodicGrid, SpectralDerivatives, fourier_interpolate, simulate
 from scidl.pdes import Burgers
 
 NU = 0.01 / math.pi
@@ -88,21 +88,8 @@ def solve(n: int, dt: float, t, u0: torch.Tensor | None = None
 
 
 def trig_interpolate(u: torch.Tensor, x: np.ndarray) -> np.ndarray:
-    """Evaluate the trigonometric interpolant of ``u [..., N]`` (on ``-1 + 2 j / N``) at ``x``.
-
-    ``u(x) = sum_k c_k exp(i pi k (x + 1))`` with the Nyquist mode taken as a cosine, so the
-    interpolant is real and reproduces ``u`` on the grid points exactly.
-    """
-    n = u.shape[-1]
-    coeffs = torch.fft.rfft(u, dim=-1) / n
-    k = torch.arange(coeffs.shape[-1], dtype=torch.float64)
-    weight = torch.full_like(k, 2.0)
-    weight[0] = 1.0
-    if n % 2 == 0:
-        weight[-1] = 1.0
-    phase = torch.exp(1j * math.pi * torch.outer(torch.as_tensor(x, dtype=torch.float64) + 1, k))
-    return ((coeffs * weight) @ phase.T).real.numpy()
-
+    """``u [..., N]`` on ``x_j = -1 + 2 j / N`` evaluated at ``x`` by its Fourier series."""
+    return fourier_interpolate(u, torch.as_tensor(x) + 1.0, PeriodicGrid(u.shape[-1], 2.0)).numpy()
 
 def relative_l2(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))

@@ -3,6 +3,7 @@
 from scidl.numerics.derivatives import AutogradDerivatives, Derivatives, SpectralDerivatives
 from scidl.numerics.etdrk4 import ETDRK4
 from scidl.numerics.grids import PeriodicGrid
+from scidl.numerics.interpolation import fourier_interpolate
 from scidl.numerics.random_fields import GaussianRandomField
 from scidl.numerics.rk4 import RK4
 from scidl.numerics.simulate import simulate
@@ -17,5 +18,6 @@ __all__ = [
     "RK4",
     "SemilinearStepper",
     "SpectralDerivatives",
+    "fourier_interpolate",
     "simulate",
 ]
