@@ -85,8 +85,11 @@ def _make_optimizer(stage: Stage, params) -> torch.optim.Optimizer:
     if stage.optimizer == "lbfgs":
         # One L-BFGS iteration per loop step, so checkpoints and progress work as for Adam; the
         # tolerances are zeroed so that it never stops silently (see PROTOCOLS.md on DeepXDE).
-        return torch.optim.LBFGS(params, lr=stage.lr, max_iter=1, history_size=50,
-                                 tolerance_grad=0.0, tolerance_change=0.0,
+        # torch gives the line search max_eval minus the evaluations already made; the default
+        # max_eval for max_iter=1 is 1, which leaves no line search at all: one rejected trial
+        # step (t = 0) then repeats forever. 1 + 25 restores torch's usual 25 line-search steps.
+        return torch.optim.LBFGS(params, lr=stage.lr, max_iter=1, max_eval=1 + 25,
+                                 history_size=50, tolerance_grad=0.0, tolerance_change=0.0,
                                  line_search_fn="strong_wolfe")
     raise ValueError(f"unknown optimizer {stage.optimizer!r}; use adam, adamw or lbfgs")
 
@@ -127,7 +130,8 @@ def train(
 
     Raises:
         DivergenceError: the loss became non-finite or grew ``divergence_factor`` times above its
-            first value. Nothing is checkpointed after that point.
+            first value, or an update made a parameter non-finite. Nothing is checkpointed after
+            that point.
     """
     info = dist_info or DistInfo()
     opts = options or TrainOptions()
@@ -161,6 +165,7 @@ def train(
                 state["step"] += 1
                 state["stage_step"] += 1
                 _check_divergence(loss, state, opts)
+                _check_parameters(model, state, opts)
                 if state["step"] % opts.log_every == 0 or state["stage_step"] == stage.steps:
                     record = {"step": state["step"], "stage": index, "loss": loss,
                               "lr": optimizer.param_groups[0]["lr"], **terms}
@@ -210,7 +215,10 @@ def _step(net, objective: Objective, optimizer, step: int, info: DistInfo):
         loss.backward()
         if "loss" not in captured:  # report the loss at the start of the step
             captured["loss"], captured["terms"] = loss.detach(), terms
-        return loss
+        # The optimiser must see the loss whose gradient DDP averaged, the same on every rank:
+        # L-BFGS's line search decides on it, and ranks that decided differently would run
+        # different numbers of backward passes (mismatched collectives) and drift apart.
+        return mean_across_ranks(loss.detach(), info) if info.distributed else loss
 
     optimizer.step(closure)
     loss = float(mean_across_ranks(captured["loss"], info))
@@ -229,6 +237,19 @@ def _check_divergence(loss: float, state: dict, opts: TrainOptions) -> None:
             f"training of {opts.name!r} diverged at step {state['step']}: the loss is {what}; "
             "try a smaller learning rate"
         )
+
+
+def _check_parameters(model: nn.Module, state: dict, opts: TrainOptions) -> None:
+    # A finite loss can come with a NaN or infinite gradient (a square root or norm at zero);
+    # the update then poisons the weights, which must not reach the next checkpoint.
+    finite = [torch.isfinite(p).all() for p in model.parameters()]
+    if not finite or bool(torch.stack(finite).all()):
+        return
+    name = next(n for n, p in model.named_parameters() if not torch.isfinite(p).all())
+    raise DivergenceError(
+        f"training of {opts.name!r} diverged at step {state['step']}: the update made parameter "
+        f"{name!r} NaN or infinite (a non-finite gradient); try a smaller learning rate"
+    )
 
 
 def _iterations(optimizer, stage: Stage) -> int:
