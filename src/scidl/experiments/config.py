@@ -143,8 +143,16 @@ class RunConfig(_Strict):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved config (defaults filled in), as plain YAML-ready values."""
-        return self.model_dump(mode="json")
+        """The resolved config (defaults filled in), as plain YAML-ready values.
+
+        With ``data.path`` the generation keys do not apply and are left out, so that the
+        result is a valid config again (``parse_config(cfg.to_dict()) == cfg``).
+        """
+        resolved = self.model_dump(mode="json")
+        if self.data.path is not None:
+            resolved["data"] = {k: v for k, v in resolved["data"].items()
+                                if k in ("path", "n_train", "n_test")}
+        return resolved
 
 
 _TYPE_WORDS = {
@@ -154,7 +162,10 @@ _TYPE_WORDS = {
 
 
 def _describe(error: dict) -> str:
-    loc = [str(p) for p in error["loc"] if p not in ("operator", "pinn")]
+    loc = list(error["loc"])
+    if len(loc) > 2 and loc[0] == "models" and loc[2] in ("operator", "pinn"):
+        del loc[2]  # the union's tag, not a key; a model may itself be named 'pinn'
+    loc = [str(p) for p in loc]
     key = ".".join(loc) if loc else "(top level)"
     kind = error["type"]
     got = error.get("input")

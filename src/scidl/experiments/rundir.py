@@ -38,7 +38,7 @@ def open_run_dir(out: Path, resolved_config: dict, *, resume: bool, overwrite: b
     """Create or reopen ``out``; returns True if this call created it (and so may remove it).
 
     A new run refuses a non-empty folder unless ``overwrite``; a resumed run must have been
-    started with the same resolved config.
+    started with the same resolved config, and loses the temporary files of interrupted writes.
     """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {str(out)!r} exists and is not a directory")
@@ -60,10 +60,20 @@ def open_run_dir(out: Path, resolved_config: dict, *, resume: bool, overwrite: b
                 f"cannot resume {str(out)!r}: its config differs in {changed}; "
                 "start a new run directory instead"
             )
+    if existing:
+        _remove_temporaries(out)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / CONFIG, yaml.safe_dump(resolved_config, sort_keys=False))
     return created
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Delete the temporary files of atomic writes that a killed run left behind (a SIGKILL
+    during a write leaves ``.NAME.XXXX.tmp``); the files they were meant to replace are intact."""
+    for path in out.rglob("*.tmp"):
+        if path.is_file() and (path.name.startswith(".") or path.name == "report.html.tmp"):
+            path.unlink(missing_ok=True)
 
 
 def read_run_config(run_dir: Path) -> dict:

@@ -1,0 +1,255 @@
+"""Self-describing HDF5 datasets and reference-data generation."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import scidl
+from scidl.data import (
+    DATA_ENV,
+    FieldDataset,
+    generate_trajectories,
+    read_dataset,
+    resolve_data_path,
+    write_dataset,
+)
+from scidl.errors import DataError
+from scidl.numerics import GaussianRandomField, PeriodicGrid, simulate
+from scidl.pdes import make_pde
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The machine is small and shared: several intra-op threads only slow the solver down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ATTRS = {
+    "equation": "burgers",
+    "parameters": {"nu": 0.1},
+    "initial_condition": {"kind": "gaussian_random_field", "sigma": 25.0, "zero_mean": True},
+    "sizes": [1, 2, 3],
+    "resolution": 16,
+    "dt": 0.0125,
+    "solver": "pseudo-spectral",
+    "seed": 7,
+    "torch_version": torch.__version__,  # a str subclass
+}
+
+
+def _dataset(b: int = 3, t: int = 4, n: int = 16, seed: int = 0) -> FieldDataset:
+    g = torch.Generator().manual_seed(seed)
+    return FieldDataset(u=torch.randn(b, t, n, generator=g),
+                        t=torch.linspace(0, 1, t), x=torch.arange(n) / n,
+                        attrs=dict(ATTRS))
+
+
+def _leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")
+                  or p.name.startswith("."))
+
+
+def test_round_trip_preserves_arrays_and_metadata(tmp_path):
+    original = _dataset()
+    path = write_dataset(tmp_path / "sub" / "ds.h5", original)
+    assert path == tmp_path / "sub" / "ds.h5" and path.is_file()
+    back = read_dataset(path)
+    for name in ("u", "t", "x"):
+        a, b = getattr(original, name), getattr(back, name)
+        assert b.dtype == a.dtype and torch.equal(a, b), name
+    assert back.attrs == {**ATTRS, "torch_version": str(torch.__version__)}
+    assert isinstance(back.attrs["parameters"], dict)
+    assert isinstance(back.attrs["initial_condition"], dict)
+    assert isinstance(back.attrs["resolution"], int) and isinstance(back.attrs["dt"], float)
+    assert len(back) == 3
+    assert _leftovers(tmp_path / "sub") == []
+
+
+def test_round_trip_float64(tmp_path):
+    original = _dataset()
+    original.u = original.u.double()
+    back = read_dataset(write_dataset(tmp_path / "ds.h5", original))
+    assert back.u.dtype == torch.float64 and torch.equal(back.u, original.u)
+
+
+def test_missing_file_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    missing = tmp_path / "nowhere" / "burgers.h5"
+    with pytest.raises(DataError) as info:
+        read_dataset(missing)
+    assert str(missing) in str(info.value) and "does not exist" in str(info.value)
+
+
+def test_relative_paths_are_looked_up_under_scidl_data(tmp_path, monkeypatch):
+    root = tmp_path / "datasets"
+    original = _dataset()
+    write_dataset(root / "burgers" / "small.h5", original)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv(DATA_ENV, str(root))
+    assert resolve_data_path("burgers/small.h5") == root / "burgers" / "small.h5"
+    assert torch.equal(read_dataset("burgers/small.h5").u, original.u)
+
+    # a file in the working directory wins over $SCIDL_DATA
+    local = _dataset(seed=1)
+    write_dataset(elsewhere / "burgers" / "small.h5", local)
+    assert torch.equal(read_dataset("burgers/small.h5").u, local.u)
+
+    with pytest.raises(DataError) as info:
+        read_dataset("burgers/other.h5")
+    assert "burgers/other.h5" in str(info.value) and str(root) in str(info.value)
+
+    # without the variable the relative path is not found
+    monkeypatch.delenv(DATA_ENV)
+    (elsewhere / "burgers" / "small.h5").unlink()
+    with pytest.raises(DataError, match="small.h5"):
+        read_dataset("burgers/small.h5")
+
+
+@pytest.mark.parametrize(("array", "bad"), [("u", math.nan), ("u", math.inf), ("t", math.nan),
+                                            ("x", -math.inf)])
+def test_non_finite_values_raise_data_error(tmp_path, array, bad):
+    dataset = _dataset()
+    getattr(dataset, array).view(-1)[2] = bad
+    path = write_dataset(tmp_path / "bad.h5", dataset)
+    with pytest.raises(DataError) as info:
+        read_dataset(path)
+    message = str(info.value)
+    assert str(path) in message and repr(array) in message and "NaN" in message
+
+
+def test_not_hdf5_or_incomplete_file_raises_data_error(tmp_path):
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not an HDF5 file")
+    with pytest.raises(DataError, match="junk.h5"):
+        read_dataset(junk)
+    partial = tmp_path / "partial.h5"
+    with h5py.File(partial, "w") as f:
+        f.create_dataset("u", data=np.zeros((1, 2, 8), dtype=np.float32))
+    with pytest.raises(DataError, match="'t'"):
+        read_dataset(partial)
+
+
+def test_writes_are_atomic(tmp_path):
+    path = tmp_path / "ds.h5"
+    original = _dataset()
+    write_dataset(path, original)
+    before = path.read_bytes()
+
+    broken = _dataset(seed=1)
+    broken.attrs["unstorable"] = object()  # h5py cannot store this: the write fails midway
+    with pytest.raises(TypeError):
+        write_dataset(path, broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.h5"]  # no temporary file left
+    assert path.read_bytes() == before  # the old file is intact
+    assert torch.equal(read_dataset(path).u, original.u)
+
+    with pytest.raises(TypeError):
+        write_dataset(tmp_path / "new.h5", broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.h5"]  # nothing half-written
+
+
+# ---------------------------------------------------------------------------------------------
+# generate_trajectories
+
+N, RES, SOLVER_RES, SEED = 3, 16, 64, 5
+IC = GaussianRandomField.fno_burgers("paper")
+
+
+def _generate(**kwargs) -> FieldDataset:
+    args = {"n": N, "resolution": RES, "initial_condition": IC, "solver_resolution": SOLVER_RES,
+            "t_final": 0.5, "n_times": 6, "seed": SEED, **kwargs}
+    return generate_trajectories(make_pde("burgers", nu=0.1), **args)
+
+
+@pytest.fixture(scope="module")
+def generated() -> FieldDataset:
+    return _generate()
+
+
+def test_generation_is_deterministic_for_a_seed(generated):
+    again = _generate()
+    assert torch.equal(generated.u, again.u)
+    assert torch.equal(generated.t, again.t) and torch.equal(generated.x, again.x)
+    assert {k: v for k, v in generated.attrs.items() if k != "created"} == \
+        {k: v for k, v in again.attrs.items() if k != "created"}
+    other = _generate(seed=SEED + 1)
+    assert not torch.allclose(generated.u[:, 0], other.u[:, 0])
+
+
+def test_generated_shapes_and_metadata(generated):
+    assert generated.u.shape == (N, 6, RES) and generated.u.dtype == torch.float32
+    assert torch.allclose(generated.t, torch.linspace(0, 0.5, 6))
+    assert torch.allclose(generated.x, torch.arange(RES) / RES)
+    assert torch.isfinite(generated.u).all()
+    attrs = generated.attrs
+    assert attrs["equation"] == "burgers" and attrs["parameters"] == {"nu": 0.1}
+    assert attrs["resolution"] == RES and attrs["solver_resolution"] == SOLVER_RES
+    assert attrs["seed"] == SEED and attrs["scidl_version"] == scidl.__version__
+    assert attrs["initial_condition"]["sigma"] == IC.sigma
+    assert attrs["initial_condition"]["tau"] == IC.tau
+    assert attrs["initial_condition"]["gamma"] == IC.gamma
+
+
+def _initial_conditions() -> torch.Tensor:
+    grid = PeriodicGrid(SOLVER_RES, 1.0)
+    return IC.sample(N, grid, generator=torch.Generator().manual_seed(SEED))
+
+
+def test_first_time_is_the_grf_sample_subsampled(generated):
+    u0 = _initial_conditions()
+    stride = SOLVER_RES // RES
+    assert torch.equal(generated.u[:, 0], u0[:, ::stride].to(torch.float32))
+
+
+def test_final_time_is_the_solver_solution(generated):
+    u0 = _initial_conditions()
+    t = torch.linspace(0.0, 0.5, 6, dtype=torch.float64)
+    reference = simulate(make_pde("burgers", nu=0.1), u0, t, grid=PeriodicGrid(SOLVER_RES, 1.0),
+                         dt=generated.attrs["dt"])
+    stride = SOLVER_RES // RES
+    expected = reference[:, :, ::stride].to(torch.float32)
+    assert torch.equal(generated.u[:, -1], expected[:, -1])
+    assert torch.equal(generated.u, expected)
+    # the solution really evolved (the check is not comparing initial conditions)
+    assert (generated.u[:, -1] - generated.u[:, 0]).abs().max() > 0.01
+
+
+def test_solving_in_batches_gives_the_same_data(generated):
+    batched = _generate(batch_size=2)
+    torch.testing.assert_close(batched.u, generated.u, rtol=1e-6, atol=1e-6)
+
+
+def test_default_dt_follows_the_cfl_rule(generated):
+    # dt = cfl * dx / max|u0| (solver grid), at most the save interval
+    u0 = _initial_conditions()
+    dx = 1.0 / SOLVER_RES
+    save_interval = 0.5 / 5
+    expected = min(dx / float(u0.abs().max()), save_interval)
+    assert expected < save_interval  # the CFL bound is the active one here
+    assert generated.attrs["dt"] == pytest.approx(expected, rel=1e-12)
+    assert generated.attrs["steps_per_save"] == math.ceil(save_interval / expected - 1e-9)
+
+    half = _generate(cfl=0.5, n_times=2, t_final=0.05)
+    assert half.attrs["dt"] == pytest.approx(0.5 * dx / float(u0.abs().max()), rel=1e-12)
+
+    # a weak field makes the CFL bound exceed the save interval, which then caps dt
+    weak = _generate(initial_condition=GaussianRandomField(0.01, 5.0, 2.0), n_times=3)
+    assert weak.attrs["dt"] == pytest.approx(0.25, rel=1e-12)
+
+    explicit = _generate(dt=1e-3, n_times=2, t_final=0.01)
+    assert explicit.attrs["dt"] == 1e-3
+
+
+def test_resolution_must_divide_the_solver_resolution():
+    with pytest.raises(ValueError, match="divide"):
+        _generate(resolution=24)
