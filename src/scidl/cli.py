@@ -10,7 +10,7 @@ import json
 import sys
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -47,8 +47,8 @@ def _main(
 @app.command("run")
 def run_command(
     config: Annotated[Path, typer.Argument(help="YAML config of the run.")],
-    out: Annotated[Optional[Path], typer.Option(help="Run directory (default runs/NAME).")] = None,  # noqa: UP007
-    seed: Annotated[Optional[int], typer.Option(help="Override the config's seed.")] = None,  # noqa: UP007
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,  # noqa: UP007
+    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,  # noqa: UP007
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite",
@@ -118,9 +118,9 @@ def data_generate_command(
              "'repository' (sigma=49, tau=7, gamma=2.5).")] = "paper",
     t_final: Annotated[float, typer.Option(help="Final time.")] = 1.0,
     steps: Annotated[int, typer.Option(help="Saved times, including t=0.")] = 11,
-    solver_res: Annotated[Optional[int], typer.Option(  # noqa: UP007
+    solver_res: Annotated[int | None, typer.Option(  # noqa: UP007
         help="Solver grid points (default max(res, 1024)).")] = None,
-    dt: Annotated[Optional[float], typer.Option(help="Solver step (default: CFL 1).")] = None,  # noqa: UP007
+    dt: Annotated[float | None, typer.Option(help="Solver step (default: CFL 1).")] = None,  # noqa: UP007
     seed: Annotated[int, typer.Option(help="Seed of the initial conditions.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import h5py
 import numpy as np
 import torch
 
+from scidl._atomic import atomic_write
 from scidl.errors import DataError
 
 #: environment variable naming a folder in which relative data paths are also looked up
@@ -53,23 +53,15 @@ def resolve_data_path(path: str | os.PathLike) -> Path:
 def write_dataset(path: str | os.PathLike, dataset: FieldDataset) -> Path:
     """Write ``dataset`` to HDF5 atomically (a temporary file renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for name in ("u", "t", "x"):
-                f.create_dataset(name, data=getattr(dataset, name).detach().cpu().numpy())
-            for key, value in dataset.attrs.items():
-                if isinstance(value, (dict, list)):
-                    value = json.dumps(value)
-                elif isinstance(value, str):
-                    value = str(value)  # e.g. torch.__version__ is a str subclass h5py rejects
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
+        for name in ("u", "t", "x"):
+            f.create_dataset(name, data=getattr(dataset, name).detach().cpu().numpy())
+        for key, value in dataset.attrs.items():
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value)
+            elif isinstance(value, str):
+                value = str(value)  # e.g. torch.__version__ is a str subclass h5py rejects
+            f.attrs[key] = value
     return path
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scidl.report.html import render_report
 from scidl.report import plots
+from scidl.report.html import render_report
 
 
 def write_report(out: Path, config, dataset, test_u, outcomes: dict, metrics: dict,

@@ -13,6 +13,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 import scidl
+from scidl._atomic import write_text_atomic
 from scidl.report import plots
 
 
@@ -52,9 +53,7 @@ def render_report(out: Path, *, name: str, seed: int, metrics: dict, timings: di
                                                                                     sort_keys=False),
     )
     path = out / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html)
-    tmp.replace(path)
+    write_text_atomic(path, html)
     return path
 
 

@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from scidl._atomic import atomic_write
 from scidl.errors import CheckpointError
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """Write ``state`` to ``path`` so that ``path`` is always either the old or the new file.
 
-    The state goes to a temporary file in the same folder, is flushed to disk, and is renamed over
-    ``path`` (``os.replace`` is atomic on POSIX), so a crash never leaves a truncated checkpoint.
+    See :func:`scidl._atomic.atomic_write`: a crash never leaves a truncated checkpoint.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
     return path
 
 
