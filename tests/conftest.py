@@ -25,7 +25,9 @@ def shared_data() -> Path:
     """The read-only reference datasets; tests using it skip when they are absent."""
     root = shared_data_dir()
     if root is None:
-        pytest.skip("reference data not found: set SCIDL_DATA or place ../shared/data beside the repo")
+        pytest.skip(
+            "reference data not found: set SCIDL_DATA or place ../shared/data beside the repo"
+        )
     return root
 
 

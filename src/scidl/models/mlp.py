@@ -11,7 +11,8 @@ ACTIVATIONS = {"tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReL
 
 
 class MLP(nn.Module):
-    """``hidden_layers`` hidden layers of ``width`` units, Xavier-initialised (Glorot & Bengio 2010).
+    """``hidden_layers`` hidden layers of ``width`` units, Xavier-initialised
+    (Glorot & Bengio 2010).
 
     Args:
         in_features, out_features: sizes of input and output.

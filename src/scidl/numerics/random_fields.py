@@ -15,7 +15,8 @@ class GaussianRandomField:
     """Samples of ``N(0, sigma^2 (-Laplacian + tau^2 I)^(-gamma))`` on a periodic box.
 
     The field is the Karhunen-Loeve expansion ``u = sum_k sqrt(lambda_k) Z_k e_k`` over the
-    Fourier modes resolved by the grid, with ``lambda_k = sigma^2 (|2 pi k / L|^2 + tau^2)^(-gamma)``,
+    Fourier modes resolved by the grid, with
+    ``lambda_k = sigma^2 (|2 pi k / L|^2 + tau^2)^(-gamma)``,
     ``e_k`` orthonormal in ``L^2`` and ``Z_k`` standard Gaussians. As in the generator of the FNO
     paper's repository (``GRF1.m``), the constant mode is left out by default, so samples have
     zero mean; set ``zero_mean=False`` to include it.

@@ -61,7 +61,8 @@ class PINNProblem:
 
     def batch(self, step: int, rank: int = 0, world_size: int = 1) -> dict[str, torch.Tensor]:
         """Collocation and boundary points for ``step``; each rank takes every ``world_size``-th."""
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step // self.resample_every)
+        draw = step // self.resample_every
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + draw)
         unit = torch.rand(self.n_collocation, 2, generator=generator, dtype=torch.float64)
         x = self.x_min + (self.x_max - self.x_min) * unit[:, :1]
         t = self.t_final * unit[:, 1:]
@@ -70,7 +71,8 @@ class PINNProblem:
         shard = slice(rank, None, world_size)
         to = {"device": self.device, "dtype": self.dtype}
         return {
-            "x": x[shard].to(**to), "t": t[shard].to(**to), "t_boundary": t_boundary[shard].to(**to),
+            "x": x[shard].to(**to), "t": t[shard].to(**to),
+            "t_boundary": t_boundary[shard].to(**to),
             "x0": self.initial_points[shard], "u0": self.initial_values[shard],
         }
 

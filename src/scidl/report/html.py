@@ -46,7 +46,8 @@ def render_report(out: Path, *, name: str, seed: int, metrics: dict, timings: di
     html = _environment().get_template("report.html").render(
         name=name, seed=seed, version=scidl.__version__,
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        machine=(f"{platform.machine()}, {torch.get_num_threads()} threads, "
+                 f"torch {torch.__version__}"),
         data_summary=data_summary, rows=_rows(metrics, timings), comparison=comparison,
         timings=sorted(timings.items()), figures=encoded,
         metrics_json=json.dumps(_brief(metrics), indent=2), config_yaml=yaml.safe_dump(config,

@@ -285,14 +285,17 @@ def _open_log(path, history: list[dict], info: DistInfo):
 
 def _result(state: dict) -> TrainResult:
     return TrainResult(history=list(state["history"]), steps=state["step"],
-                       seconds=float(state["seconds"]), optimizer_iterations=dict(state["iterations"]))
+                       seconds=float(state["seconds"]),
+                       optimizer_iterations=dict(state["iterations"]))
 
 
 def load_trained(model: nn.Module, path: str | Path) -> TrainResult:
     """Load the weights of a finished training run into ``model``; returns its history."""
     state = load_checkpoint(path)
     if not state.get("complete"):
-        raise CheckpointError(f"checkpoint {str(path)!r} is from an unfinished run; resume it first")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is from an unfinished run; resume it first"
+        )
     model.load_state_dict(state["model"])
     return _result(state)
 

@@ -37,7 +37,9 @@ class FieldRegression:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if not 1 <= batch_size <= inputs.shape[0]:
-            raise ValueError(f"batch_size must be between 1 and {inputs.shape[0]}, got {batch_size}")
+            raise ValueError(
+                f"batch_size must be between 1 and {inputs.shape[0]}, got {batch_size}"
+            )
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.loss_name, self.seed = batch_size, loss, seed
         self.device = torch.device(device)
