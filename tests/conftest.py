@@ -60,3 +60,15 @@ def tiny_config(tmp_path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY_CONFIG, sort_keys=False))
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def single_thread():
+    """The tests' problems are small; on a shared 2-core machine extra OpenMP threads mostly
+    wait for a busy core (a batched FFT can take milliseconds instead of microseconds)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -83,14 +83,6 @@ def assert_close_tree(a, b, rel: float = 1e-6, where: str = "metrics") -> None:
         assert a == b, (where, a, b)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Match the subprocesses (OMP_NUM_THREADS=1); the machine is small and shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:

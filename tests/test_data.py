@@ -22,16 +22,6 @@ from scidl.errors import DataError
 from scidl.numerics import GaussianRandomField, PeriodicGrid, simulate
 from scidl.pdes import make_pde
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The machine is small and shared: several intra-op threads only slow the solver down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 ATTRS = {
     "equation": "burgers",
     "parameters": {"nu": 0.1},

@@ -16,14 +16,6 @@ from scidl.models import MLP, FNO1d, SpectralConv1d, build_model, count_paramete
 TWO_PI = 2 * math.pi
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models; on a shared 2-core machine extra OpenMP threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def band_limited(batch: int, channels: int, n: int, max_mode: int, seed: int = 0,
                  dtype: torch.dtype = torch.float64) -> torch.Tensor:

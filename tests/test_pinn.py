@@ -21,14 +21,6 @@ from scidl.train import Stage, TrainOptions, train
 TWO_PI = 2 * math.pi
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models; on a shared 2-core machine extra OpenMP threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 class ColeHopf(nn.Module):
     """The exact viscous Burgers solution ``u = -2 nu phi_x / phi`` with

@@ -55,15 +55,6 @@ FAST = (2048, 5e-4)
 FINE = (4096, 1e-4)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One thread is fastest here: on the shared 2-core machine, two OpenMP threads made the
-    N = 4096 run 7x slower (138 s against 18.5 s) when the other core was busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # ------------------------------------------------------------------------------------- helpers
 

@@ -28,15 +28,6 @@ from scidl.pdes import Burgers, Heat, TimeDependentPDE, make_pde
 TWO_PI = 2 * math.pi
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """These problems are tiny; on a shared 2-core machine OpenMP threads waiting for a busy
-    core can make one batched FFT take milliseconds instead of microseconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def relative_max_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
     return float((approx - exact).abs().max() / exact.abs().max())

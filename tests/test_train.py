@@ -28,14 +28,6 @@ from scidl.train import (
 TWO_PI = 2 * math.pi
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models; on a shared 2-core machine extra OpenMP threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def options(**kwargs) -> TrainOptions:
     return TrainOptions(progress=False, **kwargs)
