@@ -69,6 +69,13 @@ class Derivatives(ABC):
         """Sum of the unmixed second derivatives over the spatial dimensions."""
         return sum(self.derivative(u, **{name: 2}) for name in self.spatial_dims)
 
+    @abstractmethod
+    def coordinate(self, name: str) -> torch.Tensor:
+        """The coordinate ``name`` where fields live, broadcastable against them.
+
+        Lets a PDE state space-dependent terms (forcing, coefficients) once for every ``d``.
+        """
+
     def _check_orders(self, orders: dict[str, int], allowed: tuple[str, ...]) -> dict[str, int]:
         unknown = set(orders) - set(allowed)
         if unknown:
@@ -138,6 +145,19 @@ class SpectralDerivatives(Derivatives):
         u_hat = self.transform(u)
         return self.inverse(u_hat * self.symbol(orders, u.real.dtype, u.device))
 
+    def coordinate(self, name: str) -> torch.Tensor:
+        """Grid coordinate field of shape ``grid.shape`` (float64; promote as needed)."""
+        if name not in self.spatial_dims:
+            raise ValueError(f"no coordinate {name!r}; this grid has {list(self.spatial_dims)}")
+        return self.grid.meshgrid()[self.spatial_dims.index(name)]
+
+    def inverse_laplacian(self, u: torch.Tensor) -> torch.Tensor:
+        """The zero-mean ``psi`` with ``laplacian(psi) = u - mean(u)`` (periodic Poisson solve)."""
+        u_hat = self.transform(u)
+        k2 = sum(k**2 for k in self.grid.wavenumbers(u.real.dtype, u.device))
+        inverse = torch.where(k2 == 0, torch.zeros_like(k2), -1.0 / torch.where(k2 == 0, 1.0, k2))
+        return self.inverse(u_hat * inverse)
+
 
 class AutogradDerivatives(Derivatives):
     """Exact derivatives of a pointwise network output with respect to its input coordinates.
@@ -176,6 +196,12 @@ class AutogradDerivatives(Derivatives):
         grad = grad.reshape(u.shape)
         self._cache[key] = (u, grad)
         return grad
+
+    def coordinate(self, name: str) -> torch.Tensor:
+        """The collocation coordinate ``name`` (``[P]`` or ``[P, 1]``, as given)."""
+        if name not in self.coords:
+            raise ValueError(f"no coordinate {name!r}; the points have {list(self.coords)}")
+        return self.coords[name]
 
     def derivative(self, u: torch.Tensor, **orders: int) -> torch.Tensor:
         orders = self._check_orders(orders, tuple(self.coords))
