@@ -21,11 +21,15 @@ from conftest import TINY_CONFIG
 
 import scidl
 from scidl.cli import main
-from scidl.data import FieldDataset, generate_trajectories, read_dataset, write_dataset
+from scidl.data import (
+    FieldDataset,
+    TrajectoryRecipe,
+    generate_trajectories,
+    read_dataset,
+    write_dataset,
+)
 from scidl.errors import ConfigError
 from scidl.experiments import evaluate_run, load_config, parse_config, run
-from scidl.numerics import GaussianRandomField
-from scidl.pdes import make_pde
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -352,9 +356,8 @@ def test_data_generate(tmp_path):
     assert dataset.attrs["initial_condition"]["sigma"] == 25.0
 
     direct = generate_trajectories(
-        make_pde("burgers", nu=0.1), n=4, resolution=32,
-        initial_condition=GaussianRandomField.fno_burgers("paper"), t_final=1.0, n_times=11,
-        solver_resolution=64, seed=0)
+        TrajectoryRecipe.build("burgers", {"nu": 0.1, "setting": "fno-paper"}, resolution=32,
+                               t_final=1.0, n_times=11, solver_resolution=64, seed=0), 4)
     for name in ("u", "t", "x"):
         assert torch.equal(getattr(dataset, name), getattr(direct, name)), name
     assert dataset.attrs["dt"] == direct.attrs["dt"]
@@ -364,3 +367,25 @@ def test_data_generate(tmp_path):
     again = read_dataset(tmp_path / "G.h5")
     assert torch.equal(again.u, dataset.u)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_data_generate_with_params_subsample_and_info(tmp_path):
+    result = scidl_cli("data", "generate", "burgers", "--param", "nu=0.001", "--param",
+                       "setting=fno-repository", "--n", "3", "--res", "32", "--solver-res", "64",
+                       "--chunk-size", "2", "--subsample", "2", "--out", tmp_path / "R.h5",
+                       "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    fine, coarse = read_dataset(tmp_path / "R.h5"), read_dataset(tmp_path / "R_r16.h5")
+    assert fine.attrs["parameters"] == {"nu": 0.001}
+    assert fine.attrs["initial_condition"] == {"kind": "grf", "sigma": 49.0, "tau": 7.0,
+                                               "gamma": 2.5}
+    assert torch.equal(coarse.u, fine.u[..., ::2])
+
+    info = scidl_cli("data", "info", tmp_path / "R_r16.h5", cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "u: (3, 11, 16) float32" in info.stdout and "checksum: ok" in info.stdout
+    assert "equation: burgers" in info.stdout
+
+    bad = scidl_cli("data", "generate", "burgers", "--param", "mu=1", "--out", tmp_path / "X.h5",
+                    cwd=tmp_path)
+    assert bad.returncode == 2 and "mu" in bad.stderr and not (tmp_path / "X.h5").exists()

@@ -13,10 +13,15 @@ import scidl
 from scidl.data import (
     DATA_ENV,
     FieldDataset,
+    LazyFieldDataset,
+    TrajectoryRecipe,
+    chunk_generator,
     generate_trajectories,
     read_dataset,
     resolve_data_path,
+    verify_checksum,
     write_dataset,
+    write_trajectories,
 )
 from scidl.errors import DataError
 from scidl.numerics import GaussianRandomField, PeriodicGrid, simulate
@@ -155,10 +160,14 @@ N, RES, SOLVER_RES, SEED = 3, 16, 64, 5
 IC = GaussianRandomField.fno_burgers("paper")
 
 
-def _generate(**kwargs) -> FieldDataset:
-    args = {"n": N, "resolution": RES, "initial_condition": IC, "solver_resolution": SOLVER_RES,
-            "t_final": 0.5, "n_times": 6, "seed": SEED, **kwargs}
-    return generate_trajectories(make_pde("burgers", nu=0.1), **args)
+def _recipe(params=None, **options) -> TrajectoryRecipe:
+    args = {"resolution": RES, "solver_resolution": SOLVER_RES, "t_final": 0.5, "n_times": 6,
+            "seed": SEED, **options}
+    return TrajectoryRecipe.build("burgers", {"nu": 0.1, **(params or {})}, **args)
+
+
+def _generate(params=None, n=N, **options) -> FieldDataset:
+    return generate_trajectories(_recipe(params, **options), n)
 
 
 @pytest.fixture(scope="module")
@@ -185,14 +194,16 @@ def test_generated_shapes_and_metadata(generated):
     assert attrs["equation"] == "burgers" and attrs["parameters"] == {"nu": 0.1}
     assert attrs["resolution"] == RES and attrs["solver_resolution"] == SOLVER_RES
     assert attrs["seed"] == SEED and attrs["scidl_version"] == scidl.__version__
-    assert attrs["initial_condition"]["sigma"] == IC.sigma
-    assert attrs["initial_condition"]["tau"] == IC.tau
-    assert attrs["initial_condition"]["gamma"] == IC.gamma
+    assert attrs["initial_condition"] == {"kind": "grf", "sigma": IC.sigma, "tau": IC.tau,
+                                          "gamma": IC.gamma}
+    assert attrs["recipe"]["family"] == "burgers" and attrs["recipe"]["dt"] == attrs["dt"]
 
 
-def _initial_conditions() -> torch.Tensor:
+def _initial_conditions(chunk_size: int = 64) -> torch.Tensor:
     grid = PeriodicGrid(SOLVER_RES, 1.0)
-    return IC.sample(N, grid, generator=torch.Generator().manual_seed(SEED))
+    parts = [IC.sample(min(chunk_size, N - start), grid, generator=chunk_generator(SEED, i))
+             for i, start in enumerate(range(0, N, chunk_size))]
+    return torch.cat(parts)
 
 
 def test_first_time_is_the_grf_sample_subsampled(generated):
@@ -214,13 +225,17 @@ def test_final_time_is_the_solver_solution(generated):
     assert (generated.u[:, -1] - generated.u[:, 0]).abs().max() > 0.01
 
 
-def test_solving_in_batches_gives_the_same_data(generated):
-    batched = _generate(batch_size=2)
-    torch.testing.assert_close(batched.u, generated.u, rtol=1e-6, atol=1e-6)
+def test_chunks_have_independent_seeded_initial_conditions():
+    small_chunks = _generate(chunk_size=2, dt=0.01)
+    u0 = _initial_conditions(chunk_size=2)
+    assert torch.equal(small_chunks.u[:, 0], u0[:, ::SOLVER_RES // RES].to(torch.float32))
+    first, second = chunk_generator(SEED, 0), chunk_generator(SEED, 1)
+    assert not torch.equal(first.get_state(), second.get_state())
+    assert not torch.equal(second.get_state(), chunk_generator(SEED + 1, 0).get_state())
 
 
 def test_default_dt_follows_the_cfl_rule(generated):
-    # dt = cfl * dx / max|u0| (solver grid), at most the save interval
+    # dt = cfl * dx / max|u0| over the first chunk (solver grid), at most the save interval
     u0 = _initial_conditions()
     dx = 1.0 / SOLVER_RES
     save_interval = 0.5 / 5
@@ -233,11 +248,79 @@ def test_default_dt_follows_the_cfl_rule(generated):
     assert half.attrs["dt"] == pytest.approx(0.5 * dx / float(u0.abs().max()), rel=1e-12)
 
     # a weak field makes the CFL bound exceed the save interval, which then caps dt
-    weak = _generate(initial_condition=GaussianRandomField(0.01, 5.0, 2.0), n_times=3)
+    weak = _generate({"sigma": 0.01}, n_times=3)
     assert weak.attrs["dt"] == pytest.approx(0.25, rel=1e-12)
 
     explicit = _generate(dt=1e-3, n_times=2, t_final=0.01)
     assert explicit.attrs["dt"] == 1e-3
+
+
+def test_recipes_reject_unknown_families_parameters_and_settings():
+    with pytest.raises(ValueError, match="unknown dataset family"):
+        TrajectoryRecipe.build("navier-stokes-9d")
+    with pytest.raises(ValueError, match="foo"):
+        TrajectoryRecipe.build("burgers", {"foo": 1})
+    with pytest.raises(ValueError, match="setting"):
+        TrajectoryRecipe.build("burgers", {"setting": "nope"})
+    repository = TrajectoryRecipe.build("burgers", {"setting": "fno-repository", "nu": 1e-3})
+    assert repository.initial_parameters == {"sigma": 49.0, "tau": 7.0, "gamma": 2.5}
+    assert repository.parameters == {"nu": 1e-3}
+
+
+def test_written_files_equal_the_in_memory_dataset_and_carry_a_checksum(tmp_path):
+    paths = write_trajectories(_recipe(chunk_size=2), N, tmp_path / "b.h5", subsample=(2,))
+    assert [p.name for p in paths] == ["b.h5", "b_r8.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5", "b_r8.h5"]  # no .partial left
+    fine = read_dataset(paths[0], verify=True)
+    coarse = read_dataset(paths[1], verify=True)
+    reference = _generate(chunk_size=2)
+    assert torch.equal(fine.u, reference.u)
+    assert torch.equal(coarse.u, reference.u[..., ::2]) and coarse.attrs["resolution"] == RES // 2
+    assert verify_checksum(paths[0]) is True
+    with h5py.File(paths[0], "a") as f:  # change one value: the checksum notices
+        f["u"][0, 0, 0] += 1.0
+    assert verify_checksum(paths[0]) is False
+    with pytest.raises(DataError, match="checksum"):
+        read_dataset(paths[0], verify=True)
+
+
+def test_an_interrupted_generation_resumes_after_its_last_chunk(tmp_path, monkeypatch):
+    import scidl.data.generate as generate_module
+
+    recipe = _recipe(chunk_size=1, dt=0.01)
+    real_solve = generate_module.solve_chunk
+    solved = []
+
+    def crash_at_chunk_2(recipe_, chunk, n, resolution):
+        if chunk == 2:
+            raise KeyboardInterrupt
+        solved.append(chunk)
+        return real_solve(recipe_, chunk, n, resolution)
+
+    monkeypatch.setattr(generate_module, "solve_chunk", crash_at_chunk_2)
+    with pytest.raises(KeyboardInterrupt):
+        write_trajectories(recipe, N, tmp_path / "r.h5")
+    assert not (tmp_path / "r.h5").exists() and (tmp_path / "r.h5.partial").exists()
+
+    def record(recipe_, chunk, n, resolution):
+        solved.append(chunk)
+        return real_solve(recipe_, chunk, n, resolution)
+
+    monkeypatch.setattr(generate_module, "solve_chunk", record)
+    write_trajectories(recipe, N, tmp_path / "r.h5")
+    assert solved == [0, 1, 2]  # chunks 0 and 1 were not solved again
+    assert torch.equal(read_dataset(tmp_path / "r.h5", verify=True).u,
+                       generate_trajectories(recipe, N).u)
+
+
+def test_lazy_dataset_reads_one_trajectory_at_a_time(tmp_path, generated):
+    write_dataset(tmp_path / "l.h5", generated)
+    with LazyFieldDataset(tmp_path / "l.h5") as lazy:
+        assert len(lazy) == N and lazy.shape == tuple(generated.u.shape)
+        assert torch.equal(lazy[1], generated.u[1]) and torch.equal(lazy.t, generated.t)
+        assert lazy.attrs["equation"] == "burgers"
+        with pytest.raises(IndexError):
+            lazy[N]
 
 
 def test_resolution_must_divide_the_solver_resolution():

@@ -47,8 +47,8 @@ def _main(
 @app.command("run")
 def run_command(
     config: Annotated[Path, typer.Argument(help="YAML config of the run.")],
-    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,  # noqa: UP007
-    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,  # noqa: UP007
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite",
@@ -108,44 +108,79 @@ def _close(a, b, rtol: float = 1e-5) -> bool:
 
 @data_app.command("generate")
 def data_generate_command(
-    equation: Annotated[str, typer.Argument(help="Equation family, e.g. burgers.")],
+    family: Annotated[str, typer.Argument(help="Dataset family, e.g. burgers or heat.")],
     out: Annotated[Path, typer.Option(help="HDF5 file to write.")],
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="k=v: a PDE parameter (nu=0.001), an initial-condition parameter "
+                        "(sigma, tau, gamma) or setting=fno-paper|fno-repository. Repeatable.")
+    ] = None,
     n: Annotated[int, typer.Option(help="Number of trajectories.")] = 100,
-    res: Annotated[int, typer.Option(help="Saved grid points.")] = 128,
-    nu: Annotated[float, typer.Option(help="Viscosity.")] = 0.1,
-    setting: Annotated[str, typer.Option(
-        help="Initial-condition recipe of the FNO paper: 'paper' (sigma=25, tau=5, gamma=2) or "
-             "'repository' (sigma=49, tau=7, gamma=2.5).")] = "paper",
-    t_final: Annotated[float, typer.Option(help="Final time.")] = 1.0,
+    res: Annotated[int, typer.Option(help="Saved grid points per dimension.")] = 128,
     steps: Annotated[int, typer.Option(help="Saved times, including t=0.")] = 11,
-    solver_res: Annotated[int | None, typer.Option(  # noqa: UP007
+    t_final: Annotated[float | None, typer.Option(help="Final time.")] = None,
+    solver_res: Annotated[int | None, typer.Option(
         help="Solver grid points (default max(res, 1024)).")] = None,
-    dt: Annotated[float | None, typer.Option(help="Solver step (default: CFL 1).")] = None,  # noqa: UP007
+    dt: Annotated[float | None, typer.Option(help="Solver step (default: CFL 1).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial conditions.")] = 0,
+    chunk_size: Annotated[int, typer.Option(help="Trajectories solved and saved at once.")] = 64,
+    subsample: Annotated[list[int] | None, typer.Option(
+        help="Also write res/F from the same solve to OUT_r{res/F}.h5. Repeatable.")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue an interrupted generation (OUT.partial) with the same recipe.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
-    """Solve EQUATION from random initial conditions and write a self-describing HDF5 file."""
+    """Solve FAMILY from random initial conditions into self-describing HDF5 file(s)."""
     from tqdm.auto import tqdm
 
-    from scidl.data import generate_trajectories, write_dataset
-    from scidl.numerics import GaussianRandomField
-    from scidl.pdes import make_pde
+    from scidl.data import TrajectoryRecipe, write_trajectories
 
     if n < 1 or res < 8:
         raise typer.BadParameter("--n must be at least 1 and --res at least 8")
+    params = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--param takes k=v, got {item!r}")
+        params[key.strip()] = value.strip()
+    options = {"resolution": res, "n_times": steps, "solver_resolution": solver_res, "dt": dt,
+               "seed": seed, "chunk_size": chunk_size}
+    if t_final is not None:
+        options["t_final"] = t_final
     try:
-        pde = make_pde(equation, nu=nu)
-        ic = GaussianRandomField.fno_burgers(setting)
+        recipe = TrajectoryRecipe.build(family, params, **options)
     except ValueError as err:
         raise ScidlError(str(err)) from None
-    with tqdm(total=n, desc=equation, unit="traj", disable=quiet) as bar:
-        dataset = generate_trajectories(
-            pde, n=n, resolution=res, initial_condition=ic, t_final=t_final, n_times=steps,
-            solver_resolution=solver_res, dt=dt, seed=seed,
-            progress=lambda done: bar.update(done - bar.n))
-    write_dataset(out, dataset)
+    with tqdm(total=n, desc=family, unit="traj", disable=quiet) as bar:
+        paths = write_trajectories(recipe, n, out, subsample=tuple(subsample or ()),
+                                   resume=resume, progress=lambda done: bar.update(done - bar.n))
     if not quiet:
-        typer.echo(f"wrote {out}: u {tuple(dataset.u.shape)} [trajectory, time, x]")
+        for path in paths:
+            typer.echo(f"wrote {path}")
+
+
+@data_app.command("info")
+def data_info_command(
+    path: Annotated[Path, typer.Argument(help="An HDF5 dataset.")],
+    verify: Annotated[bool, typer.Option(help="Check the stored checksum.")] = True,
+) -> None:
+    """Print a dataset's shapes and metadata (and check its checksum)."""
+    import h5py
+
+    from scidl.data import resolve_data_path, verify_checksum
+
+    resolved = resolve_data_path(path)
+    with h5py.File(resolved, "r") as f:
+        typer.echo(f"{resolved}")
+        for name, array in f.items():
+            typer.echo(f"  {name}: {tuple(array.shape)} {array.dtype}")
+        for key, value in f.attrs.items():
+            value = value.decode() if isinstance(value, bytes) else value
+            typer.echo(f"  {key}: {value}")
+    if verify:
+        status = verify_checksum(resolved)
+        typer.echo("  checksum: " + {True: "ok", False: "MISMATCH", None: "none stored"}[status])
+        if status is False:
+            raise typer.Exit(1)
 
 
 def _summarise(run_dir: Path, quiet: bool) -> None:

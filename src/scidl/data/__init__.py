@@ -1,13 +1,30 @@
 """Datasets: generation with scidl's solvers, self-describing HDF5 files, loading."""
 
-from scidl.data.generate import generate_trajectories
-from scidl.data.hdf5 import DATA_ENV, FieldDataset, read_dataset, resolve_data_path, write_dataset
+from scidl.data.generate import generate_trajectories, resolve_dt, write_trajectories
+from scidl.data.hdf5 import (
+    DATA_ENV,
+    FieldDataset,
+    LazyFieldDataset,
+    read_dataset,
+    resolve_data_path,
+    verify_checksum,
+    write_dataset,
+)
+from scidl.data.recipes import FAMILIES, SETTINGS, TrajectoryRecipe, chunk_generator
 
 __all__ = [
     "DATA_ENV",
+    "FAMILIES",
     "FieldDataset",
+    "LazyFieldDataset",
+    "SETTINGS",
+    "TrajectoryRecipe",
+    "chunk_generator",
     "generate_trajectories",
     "read_dataset",
     "resolve_data_path",
+    "resolve_dt",
+    "verify_checksum",
     "write_dataset",
+    "write_trajectories",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -50,6 +51,15 @@ def resolve_data_path(path: str | os.PathLike) -> Path:
     raise DataError(f"data file {str(path)!r} does not exist{where}")
 
 
+def encode_attribute(value):
+    """An HDF5-storable form of a metadata value (mappings and lists as JSON)."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return str(value)  # e.g. torch.__version__ is a str subclass h5py rejects
+    return value
+
+
 def write_dataset(path: str | os.PathLike, dataset: FieldDataset) -> Path:
     """Write ``dataset`` to HDF5 atomically (a temporary file renamed into place)."""
     path = Path(path)
@@ -57,26 +67,51 @@ def write_dataset(path: str | os.PathLike, dataset: FieldDataset) -> Path:
         for name in ("u", "t", "x"):
             f.create_dataset(name, data=getattr(dataset, name).detach().cpu().numpy())
         for key, value in dataset.attrs.items():
-            if isinstance(value, (dict, list)):
-                value = json.dumps(value)
-            elif isinstance(value, str):
-                value = str(value)  # e.g. torch.__version__ is a str subclass h5py rejects
-            f.attrs[key] = value
+            f.attrs[key] = encode_attribute(value)
     return path
 
 
-def read_dataset(path: str | os.PathLike) -> FieldDataset:
-    """Read a dataset written by :func:`write_dataset`; checks that every array is finite."""
-    path = resolve_data_path(path)
+def checksum(f: h5py.File) -> str:
+    """SHA-256 of the arrays ``u``, ``t``, ``x`` (read in slabs, so large files are fine)."""
+    digest = hashlib.sha256()
+    for name in ("t", "x"):
+        digest.update(np.ascontiguousarray(f[name][()]).tobytes())
+    u = f["u"]
+    for start in range(0, u.shape[0], 256):
+        digest.update(np.ascontiguousarray(u[start : start + 256]).tobytes())
+    return digest.hexdigest()
+
+
+def _open(path: Path) -> h5py.File:
     try:
-        with h5py.File(path, "r") as f:
-            missing = [name for name in ("u", "t", "x") if name not in f]
-            if missing:
-                raise DataError(f"data file {str(path)!r} has no array {missing[0]!r}")
-            arrays = {name: torch.from_numpy(np.asarray(f[name])) for name in ("u", "t", "x")}
-            attrs = {key: _decode(value) for key, value in f.attrs.items()}
+        f = h5py.File(path, "r")
     except OSError as err:
         raise DataError(f"data file {str(path)!r} is not a readable HDF5 file ({err})") from None
+    missing = [name for name in ("u", "t", "x") if name not in f]
+    if missing:
+        f.close()
+        raise DataError(f"data file {str(path)!r} has no array {missing[0]!r}")
+    return f
+
+
+def verify_checksum(path: str | os.PathLike) -> bool | None:
+    """True if the file's arrays match its stored checksum, None if it stores none."""
+    with _open(resolve_data_path(path)) as f:
+        stored = f.attrs.get("checksum_sha256")
+        return None if stored is None else _decode(stored) == checksum(f)
+
+
+def read_dataset(path: str | os.PathLike, *, verify: bool = False) -> FieldDataset:
+    """Read a dataset written by scidl; checks that every array is finite.
+
+    With ``verify=True`` the arrays are also checked against the stored SHA-256 checksum.
+    """
+    path = resolve_data_path(path)
+    with _open(path) as f:
+        arrays = {name: torch.from_numpy(np.asarray(f[name])) for name in ("u", "t", "x")}
+        attrs = {key: _decode(value) for key, value in f.attrs.items()}
+        if verify and "checksum_sha256" in attrs and attrs["checksum_sha256"] != checksum(f):
+            raise DataError(f"data file {str(path)!r} does not match its stored checksum")
     for name, array in arrays.items():
         if not torch.isfinite(array).all():
             bad = int((~torch.isfinite(array)).sum())
@@ -95,3 +130,39 @@ def _decode(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+class LazyFieldDataset(torch.utils.data.Dataset):
+    """Trajectories read from HDF5 one sample at a time (for sets larger than memory).
+
+    ``dataset[i]`` is ``u[i]`` as a float tensor ``[T, *S]``; ``t``, ``x`` and ``attrs`` are
+    loaded at once. The file stays open until :meth:`close` (or the end of a ``with`` block).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = resolve_data_path(path)
+        self._file = _open(self.path)
+        self.t = torch.from_numpy(np.asarray(self._file["t"]))
+        self.x = torch.from_numpy(np.asarray(self._file["x"]))
+        self.attrs = {key: _decode(value) for key, value in self._file.attrs.items()}
+        self.shape = tuple(self._file["u"].shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} trajectories")
+        sample = torch.from_numpy(np.asarray(self._file["u"][index]))
+        if not torch.isfinite(sample).all():
+            raise DataError(f"data file {str(self.path)!r}: trajectory {index} has NaN/inf values")
+        return sample
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> LazyFieldDataset:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

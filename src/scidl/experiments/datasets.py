@@ -7,43 +7,41 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from scidl.data import FieldDataset, generate_trajectories, read_dataset, write_dataset
+from scidl.data import FieldDataset, TrajectoryRecipe, read_dataset, write_trajectories
 from scidl.errors import DataError
 from scidl.experiments.config import DataConfig
-from scidl.numerics import GaussianRandomField
-from scidl.pdes import make_pde
 
 GENERATED = Path("data") / "dataset.h5"
 
 
-def generate(config: DataConfig, *, quiet: bool = False) -> FieldDataset:
-    """Solve the config's recipe for ``n_train + n_test`` trajectories."""
+def recipe(config: DataConfig) -> TrajectoryRecipe:
+    """The dataset recipe a data config describes."""
     ic = config.initial_condition
+    return TrajectoryRecipe.build(
+        config.equation,
+        {**config.parameters, "sigma": ic.sigma, "tau": ic.tau, "gamma": ic.gamma},
+        resolution=config.resolution, solver_resolution=config.solver_resolution,
+        t_final=config.t_final, n_times=config.n_times, dt=config.dt, seed=config.seed,
+    )
+
+
+def generate(config: DataConfig, path: Path, *, quiet: bool = False) -> Path:
+    """Solve the config's recipe for ``n_train + n_test`` trajectories into ``path``
+    (chunk by chunk, so an interrupted run resumes its data generation too)."""
     n = config.n_train + config.n_test
     with tqdm(total=n, desc="data", unit="traj", disable=quiet, leave=False) as bar:
-        return generate_trajectories(
-            make_pde(config.equation, **config.parameters),
-            n=n,
-            resolution=config.resolution,
-            initial_condition=GaussianRandomField(ic.sigma, ic.tau, ic.gamma),
-            t_final=config.t_final,
-            n_times=config.n_times,
-            solver_resolution=config.solver_resolution,
-            dt=config.dt,
-            seed=config.seed,
-            progress=lambda done: bar.update(done - bar.n),
-        )
+        return write_trajectories(recipe(config), n, path,
+                                  progress=lambda done: bar.update(done - bar.n))[0]
 
 
 def prepare_dataset(config: DataConfig, run_dir: Path, *, quiet: bool = False) -> FieldDataset:
     """Generate (once; reused on resume) or read the dataset and check it is big enough."""
     if config.path is not None:
         dataset = read_dataset(config.path)
-    elif (run_dir / GENERATED).exists():
-        dataset = read_dataset(run_dir / GENERATED)
     else:
-        dataset = generate(config, quiet=quiet)
-        write_dataset(run_dir / GENERATED, dataset)
+        if not (run_dir / GENERATED).exists():
+            generate(config, run_dir / GENERATED, quiet=quiet)
+        dataset = read_dataset(run_dir / GENERATED)
     needed = config.n_train + config.n_test
     if len(dataset) < needed:
         raise DataError(

@@ -1,0 +1,142 @@
+"""Dataset recipes: which equation, domain, initial conditions and times make a dataset.
+
+A *family* maps a name (``burgers``, ``heat``, ...) to its PDE class, its default parameters,
+domain and initial-condition distribution. A :class:`TrajectoryRecipe` is one fully specified
+dataset of that family; it is stored in the file's metadata, so a file says how to remake it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from scidl.numerics import GaussianRandomField, PeriodicGrid
+from scidl.pdes import PDES, TimeDependentPDE
+
+InitialSampler = Callable[[int, PeriodicGrid, torch.Generator, dict], torch.Tensor]
+
+
+def _grf_sampler(n: int, grid: PeriodicGrid, generator: torch.Generator,
+                 params: dict) -> torch.Tensor:
+    field_ = GaussianRandomField(params["sigma"], params["tau"], params["gamma"])
+    return field_.sample(n, grid, generator=generator)
+
+
+#: Initial-condition kinds: name -> sampler(n, grid, generator, parameters)
+INITIAL_CONDITIONS: dict[str, InitialSampler] = {"grf": _grf_sampler}
+
+#: Named settings: name -> (initial-condition kind, its parameters)
+SETTINGS: dict[str, tuple[str, dict]] = {
+    # The FNO paper's text: N(0, 625 (-Laplacian + 25 I)^-2).
+    "fno-paper": ("grf", {"sigma": 25.0, "tau": 5.0, "gamma": 2.0}),
+    # The FNO paper's repository generator (gen_burgers1.m): gamma 2.5, tau 7, sigma 49.
+    "fno-repository": ("grf", {"sigma": 49.0, "tau": 7.0, "gamma": 2.5}),
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    """Defaults of one equation family for dataset generation."""
+
+    equation: str
+    parameters: dict = field(default_factory=dict)  # overrides of the PDE's own defaults
+    setting: str = "fno-paper"
+    length: float = 1.0
+    t_final: float = 1.0
+    dimensions: int = 1
+
+
+#: name -> family; the PDE class is ``scidl.pdes.PDES[family.equation]``
+FAMILIES: dict[str, Family] = {
+    "burgers": Family("burgers", {"nu": 0.1}),  # the FNO paper's text setting
+    "heat": Family("heat"),
+}
+
+
+@dataclass(frozen=True)
+class TrajectoryRecipe:
+    """One dataset of trajectories, fully specified (the defaults come from its family)."""
+
+    family: str
+    parameters: dict = field(default_factory=dict)  # PDE parameters
+    initial_condition: str = "grf"
+    initial_parameters: dict = field(default_factory=dict)
+    resolution: int = 128
+    solver_resolution: int = 1024
+    length: float = 1.0
+    t_final: float = 1.0
+    n_times: int = 11
+    dt: float | None = None
+    cfl: float = 1.0
+    seed: int = 0
+    chunk_size: int = 64
+
+    @classmethod
+    def build(cls, family: str, params: dict | None = None, **options) -> TrajectoryRecipe:
+        """A recipe from a family name and ``k=v`` parameters, sorted into PDE parameters and
+        initial-condition parameters; ``setting`` picks a named initial-condition setting."""
+        if family not in FAMILIES:
+            raise ValueError(f"unknown dataset family {family!r}; known: {sorted(FAMILIES)}")
+        fam = FAMILIES[family]
+        params = dict(params or {})
+        setting = str(params.pop("setting", fam.setting))
+        if setting not in SETTINGS:
+            raise ValueError(f"unknown setting {setting!r}; known: {sorted(SETTINGS)}")
+        ic_name, ic_defaults = SETTINGS[setting]
+        pde_fields = {f.name for f in dataclasses.fields(PDES[fam.equation])}
+        ic_fields = set(ic_defaults)
+        unknown = set(params) - pde_fields - ic_fields
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {sorted(unknown)} for {family}; PDE parameters: "
+                f"{sorted(pde_fields)}, initial-condition parameters: {sorted(ic_fields)}, "
+                "or setting"
+            )
+        pde_params = {**fam.parameters,
+                      **{k: float(v) for k, v in params.items() if k in pde_fields}}
+        ic_params = {**ic_defaults,
+                     **{k: float(v) for k, v in params.items() if k in ic_fields}}
+        options.setdefault("length", fam.length)
+        options.setdefault("t_final", fam.t_final)
+        resolution = options.get("resolution", 128)
+        if options.get("solver_resolution") is None:
+            options["solver_resolution"] = max(resolution, 1024)
+        return cls(family=family, parameters=pde_params, initial_condition=ic_name,
+                   initial_parameters=ic_params, **options)
+
+    def __post_init__(self):
+        if self.solver_resolution % self.resolution:
+            raise ValueError(f"resolution {self.resolution} must divide the solver resolution "
+                             f"{self.solver_resolution}")
+        if self.n_times < 1 or self.t_final <= 0 or self.chunk_size < 1:
+            raise ValueError("need n_times >= 1, t_final > 0 and chunk_size >= 1")
+
+    def pde(self) -> TimeDependentPDE:
+        return PDES[FAMILIES[self.family].equation](**self.parameters)
+
+    def solver_grid(self) -> PeriodicGrid:
+        dims = FAMILIES[self.family].dimensions
+        return PeriodicGrid((self.solver_resolution,) * dims, self.length)
+
+    def times(self) -> torch.Tensor:
+        return torch.linspace(0.0, self.t_final, self.n_times, dtype=torch.float64)
+
+    def initial_states(self, chunk: int, n: int) -> torch.Tensor:
+        """The initial states of chunk ``chunk`` (``n`` of them) on the solver grid."""
+        sampler = INITIAL_CONDITIONS[self.initial_condition]
+        return sampler(n, self.solver_grid(), chunk_generator(self.seed, chunk),
+                       self.initial_parameters)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def chunk_generator(seed: int, chunk: int) -> torch.Generator:
+    """The random generator of one chunk: independent streams for every ``(seed, chunk)``, so a
+    dataset can be generated, and resumed, chunk by chunk with the same result."""
+    digest = hashlib.sha256(f"scidl:{seed}:{chunk}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
