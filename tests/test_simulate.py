@@ -135,7 +135,7 @@ def test_pde_parameters_and_registry():
     assert Burgers(0.2).parameters() == {"nu": 0.2}
     assert make_pde("heat", nu=0.3) == Heat(0.3)
     with pytest.raises(ValueError, match="unknown equation"):
-        make_pde("navier_stokes")
+        make_pde("navier_stokes_9d")
     with pytest.raises(ValueError, match="viscosity"):
         Burgers(0.0)
     with pytest.raises(ValueError, match="diffusivity"):

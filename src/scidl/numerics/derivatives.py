@@ -104,6 +104,7 @@ class SpectralDerivatives(Derivatives):
         self.spatial_dims = _SPATIAL[: grid.ndim]
         self._fft_dims = tuple(range(-grid.ndim, 0))
         self._cache: tuple[torch.Tensor, int | None, torch.Tensor] | None = None
+        self._symbols: dict[tuple, torch.Tensor] = {}
 
     def transform(self, u: torch.Tensor) -> torch.Tensor:
         """``rfftn`` over the spatial dims, cached for the last tensor seen."""
@@ -125,7 +126,14 @@ class SpectralDerivatives(Derivatives):
         return torch.fft.irfftn(u_hat, s=self.grid.shape, dim=self._fft_dims)
 
     def symbol(self, orders: dict[str, int], dtype: torch.dtype, device) -> torch.Tensor:
-        """The Fourier multiplier ``prod_j (i k_j)^{n_j}`` in the rfftn layout."""
+        """The Fourier multiplier ``prod_j (i k_j)^{n_j}`` in the rfftn layout (cached: a solver
+        asks for the same few multipliers at every stage of every step)."""
+        key = (tuple(sorted(orders.items())), dtype, str(device))
+        if key not in self._symbols:
+            self._symbols[key] = self._make_symbol(orders, dtype, device)
+        return self._symbols[key]
+
+    def _make_symbol(self, orders: dict[str, int], dtype: torch.dtype, device) -> torch.Tensor:
         ks = dict(zip(self.spatial_dims, self.grid.wavenumbers(dtype, device)))
         modes = self.grid.integer_wavenumbers(device)
         multiplier = torch.ones((), dtype=dtype, device=device) + 0j
@@ -153,10 +161,12 @@ class SpectralDerivatives(Derivatives):
 
     def inverse_laplacian(self, u: torch.Tensor) -> torch.Tensor:
         """The zero-mean ``psi`` with ``laplacian(psi) = u - mean(u)`` (periodic Poisson solve)."""
-        u_hat = self.transform(u)
-        k2 = sum(k**2 for k in self.grid.wavenumbers(u.real.dtype, u.device))
-        inverse = torch.where(k2 == 0, torch.zeros_like(k2), -1.0 / torch.where(k2 == 0, 1.0, k2))
-        return self.inverse(u_hat * inverse)
+        key = ("inverse_laplacian", u.real.dtype, str(u.device))
+        if key not in self._symbols:
+            k2 = sum(k**2 for k in self.grid.wavenumbers(u.real.dtype, u.device))
+            self._symbols[key] = torch.where(k2 == 0, torch.zeros_like(k2),
+                                             -1.0 / torch.where(k2 == 0, 1.0, k2))
+        return self.inverse(self.transform(u) * self._symbols[key])
 
 
 class AutogradDerivatives(Derivatives):

@@ -6,18 +6,19 @@ from dataclasses import dataclass
 
 import torch
 
-from scidl.numerics.steppers import Nonlinear, SemilinearStepper, Step
+from scidl.numerics.steppers import Linear, Nonlinear, SemilinearStepper, Step, apply_linear
 
 
 @dataclass(frozen=True)
 class RK4(SemilinearStepper):
-    """Explicit RK4. Only for non-stiff problems: its step is limited by ``|h L| < 2.8``."""
+    """Explicit RK4. Only for non-stiff problems: its step is limited by ``|h L| < 2.8``
+    (``L`` over the eigenvalues of the symbol for coupled systems)."""
 
     order = 4
 
-    def prepare(self, linear: torch.Tensor, h: float, nonlinear: Nonlinear) -> Step:
+    def prepare(self, linear: Linear, h: float, nonlinear: Nonlinear) -> Step:
         def f(v: torch.Tensor) -> torch.Tensor:
-            return linear * v + nonlinear(v)
+            return apply_linear(linear, v) + nonlinear(v)
 
         def step(v: torch.Tensor) -> torch.Tensor:
             k1 = f(v)

@@ -11,10 +11,11 @@ from scidl.errors import DivergenceError, ShapeError
 from scidl.numerics.derivatives import Derivatives, SpectralDerivatives
 from scidl.numerics.etdrk4 import ETDRK4
 from scidl.numerics.grids import PeriodicGrid
-from scidl.numerics.steppers import SemilinearStepper
+from scidl.numerics.steppers import BlockSymbol, SemilinearStepper, apply_linear
 
 
 class _PDE(Protocol):
+    # An optional ``channels`` attribute (default 1) marks a system of coupled fields.
     def rhs(self, u: torch.Tensor, d: Derivatives) -> torch.Tensor: ...
 
     def linear_symbol(self, grid: PeriodicGrid, dtype: torch.dtype, device) -> torch.Tensor: ...
@@ -35,12 +36,15 @@ def simulate(
     The state is advanced in Fourier space, ``v' = L v + N(v)``, where ``L`` is the PDE's linear
     Fourier symbol and ``N(v) = F[rhs(u)] - L v`` is evaluated pseudo-spectrally. With
     ``dealias=True`` the nonlinear term is truncated by the 2/3 rule, which removes aliasing of
-    quadratic nonlinearities exactly. Every operation is a torch op, so the result is
+    quadratic nonlinearities exactly. A system of ``C = pde.channels > 1`` coupled fields (e.g.
+    the wave equation as ``[u, u_t]``) has a ``[C, C, *K]`` block symbol, which the stepper
+    applies as a matrix per mode. Every operation is a torch op, so the result is
     differentiable with respect to ``u0`` and to any tensor the PDE holds.
 
     Args:
         pde: a :class:`~scidl.pdes.TimeDependentPDE`.
-        u0: initial fields ``[*grid.shape]``, ``[B, *grid.shape]`` or ``[B, C, *grid.shape]``.
+        u0: initial fields ``[*grid.shape]``, ``[B, *grid.shape]`` or ``[B, C, *grid.shape]``;
+            for a system, ``[C, *grid.shape]`` or ``[B, C, *grid.shape]`` with ``C = pde.channels``.
         t: increasing output times ``[T]``; ``t[0]`` is the time of ``u0``.
         grid: the periodic grid ``u0`` lives on.
         dt: largest internal step; each output interval is split into equal steps no larger.
@@ -48,21 +52,24 @@ def simulate(
         dealias: apply the 2/3 rule to the nonlinear term.
 
     Returns:
-        Trajectory ``[B, T, ...]`` (or ``[T, *grid.shape]`` for an unbatched ``u0``), same dtype
-        and device as ``u0``.
+        Trajectory ``[B, T, ...]`` (or ``[T, ...]`` for an unbatched ``u0``), same dtype and
+        device as ``u0``.
     """
     stepper = ETDRK4() if stepper is None else stepper
     t = torch.as_tensor(t, dtype=torch.float64).flatten()
-    _check_inputs(u0, t, grid, dt)
+    channels = int(getattr(pde, "channels", 1))
+    _check_inputs(u0, t, grid, dt, channels)
     dims = tuple(range(-grid.ndim, 0))
     d = SpectralDerivatives(grid)
     linear = pde.linear_symbol(grid, u0.dtype, u0.device)
+    if channels > 1:
+        linear = BlockSymbol(linear)
     mask = grid.dealias_mask(u0.device) if dealias else None
 
     def nonlinear(v: torch.Tensor) -> torch.Tensor:
         u = d.inverse(v)
         d.remember(u, v)
-        n_hat = torch.fft.rfftn(pde.rhs(u, d), dim=dims) - linear * v
+        n_hat = torch.fft.rfftn(pde.rhs(u, d), dim=dims) - apply_linear(linear, v)
         return n_hat * mask if mask is not None else n_hat
 
     v = torch.fft.rfftn(u0, dim=dims)
@@ -82,11 +89,12 @@ def simulate(
                 f"the solution became non-finite by t={float(t[len(states) - 1]):g}; "
                 f"reduce dt (now {dt:g}) or check the initial condition"
             )
-    time_dim = 0 if u0.ndim == grid.ndim else 1
+    time_dim = 0 if u0.ndim == grid.ndim + (channels > 1) else 1
     return torch.stack(states, dim=time_dim)
 
 
-def _check_inputs(u0: torch.Tensor, t: torch.Tensor, grid: PeriodicGrid, dt: float) -> None:
+def _check_inputs(u0: torch.Tensor, t: torch.Tensor, grid: PeriodicGrid, dt: float,
+                  channels: int) -> None:
     if u0.ndim < grid.ndim or tuple(u0.shape[-grid.ndim :]) != grid.shape:
         raise ShapeError(
             f"u0 must have shape [B, {', '.join(map(str, grid.shape))}] (the grid's shape last), "
@@ -94,6 +102,11 @@ def _check_inputs(u0: torch.Tensor, t: torch.Tensor, grid: PeriodicGrid, dt: flo
         )
     if u0.ndim > grid.ndim + 2:
         raise ShapeError(f"u0 may have at most two leading dims [B, C], got {tuple(u0.shape)}")
+    if channels > 1 and (u0.ndim == grid.ndim or u0.shape[-grid.ndim - 1] != channels):
+        raise ShapeError(
+            f"this PDE is a system of {channels} fields, so u0 must be [B, {channels}, *grid] "
+            f"or [{channels}, *grid], got {tuple(u0.shape)}"
+        )
     if not torch.isfinite(u0).all():
         raise ValueError("u0 contains NaN or infinite values")
     if t.numel() < 1 or (t.numel() > 1 and not bool((t[1:] > t[:-1]).all())):

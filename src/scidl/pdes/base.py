@@ -23,6 +23,8 @@ class TimeDependentPDE(ABC):
 
     #: short name used in configs, datasets and the CLI
     name: ClassVar[str]
+    #: fields per grid point; a system of ``C > 1`` coupled fields has ``u [B, C, *S]``
+    channels: ClassVar[int] = 1
 
     @abstractmethod
     def rhs(self, u: torch.Tensor, d: Derivatives) -> torch.Tensor:
@@ -45,28 +47,52 @@ class TimeDependentPDE(ABC):
         a unit impulse, so the physics stays written once. The linear part must be
         translation invariant (constant coefficients); this is verified on a random probe, and a
         PDE whose linear part is not must override this method.
+
+        For a system (``channels = C > 1``) the symbol is the ``[C, C, *K]`` block
+        ``L_ij(k)``, the response of output channel ``i`` to input channel ``j``; one impulse
+        per output channel gives its rows. When a parameter of the PDE is a tensor that
+        requires grad (and grad mode is on), the symbol keeps the graph to it, so solutions
+        are differentiable with respect to that parameter.
         """
         d = SpectralDerivatives(grid)
+        channels = self.channels
+        field = (channels,) if channels > 1 else ()
         generator = torch.Generator(device="cpu").manual_seed(0)
-        impulse = torch.zeros(grid.shape, dtype=torch.float64)
-        impulse[(0,) * grid.ndim] = 1.0
-        probe = torch.randn(grid.shape, dtype=torch.float64, generator=generator)
-        cotangents = torch.stack([impulse, probe]).to(device)
+        # probes [channels + 1, *field, *S]: an impulse in each channel, then a random field
+        cotangents = torch.zeros((channels + 1, *field, *grid.shape), dtype=torch.float64)
+        for i in range(channels):
+            cotangents[(i, *((i,) if field else ()), *(0,) * grid.ndim)] = 1.0
+        cotangents[-1] = torch.randn(field + grid.shape, dtype=torch.float64, generator=generator)
+        cotangents = cotangents.to(device)
+        keep_graph = torch.is_grad_enabled() and self._has_trainable_parameters()
         # Reverse mode gives J^T w; for a real translation-invariant J the transpose has the
         # conjugate symbol, so one backward pass yields L(k) and a consistency check.
         # the symbol is needed under no_grad / inference_mode too (data generation, evaluation)
         with torch.inference_mode(False), torch.enable_grad():
             zero = torch.zeros_like(cotangents, requires_grad=True)
             (response,) = torch.autograd.grad(self.rhs(zero, d), zero, grad_outputs=cotangents,
-                                              allow_unused=True)
+                                              allow_unused=True, create_graph=keep_graph)
         response = torch.zeros_like(cotangents) if response is None else response
         dims = tuple(range(-grid.ndim, 0))
-        symbol = torch.fft.rfftn(response[0], dim=dims).conj()  # the impulse's transform is 1
-        predicted = d.inverse(symbol.conj() * torch.fft.rfftn(cotangents[1], dim=dims))
-        scale = response[1].abs().max().clamp_min(1.0)
-        if not torch.allclose(predicted, response[1], rtol=0.0, atol=1e-9 * float(scale)):
+        symbol = torch.fft.rfftn(response[:channels], dim=dims).conj()  # impulses' transform: 1
+        probe_hat = torch.fft.rfftn(cotangents[-1], dim=dims)
+        if field:  # (J^T w)_j = sum_i conj(L_ij) w_i
+            predicted = d.inverse((symbol.conj() * probe_hat.unsqueeze(1)).sum(0))
+        else:
+            symbol = symbol[0]
+            predicted = d.inverse(symbol.conj() * probe_hat)
+        predicted, observed = predicted.detach(), response[-1].detach()
+        scale = observed.abs().max().clamp_min(1.0)
+        if not torch.allclose(predicted, observed, rtol=0.0, atol=1e-9 * float(scale)):
             raise NotImplementedError(
                 f"{type(self).__name__}: the linear part of rhs is not translation invariant; "
                 "override linear_symbol to use exponential integrators"
             )
         return symbol.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
+
+    def _has_trainable_parameters(self) -> bool:
+        values = (
+            [getattr(self, f.name) for f in dataclasses.fields(self)]
+            if dataclasses.is_dataclass(self) else list(vars(self).values())
+        )
+        return any(isinstance(v, torch.Tensor) and v.requires_grad for v in values)
