@@ -12,6 +12,7 @@ import torch
 import scidl
 from scidl.data import (
     DATA_ENV,
+    FAMILIES,
     FieldDataset,
     LazyFieldDataset,
     TrajectoryRecipe,
@@ -326,3 +327,19 @@ def test_lazy_dataset_reads_one_trajectory_at_a_time(tmp_path, generated):
 def test_resolution_must_divide_the_solver_resolution():
     with pytest.raises(ValueError, match="divide"):
         _generate(resolution=24)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_generates_finite_self_describing_data(family):
+    two_d = FAMILIES[family].dimensions == 2
+    recipe = TrajectoryRecipe.build(family, resolution=16 if two_d else 32,
+                                    solver_resolution=32 if two_d else 128, n_times=3,
+                                    t_final=FAMILIES[family].t_final / 10)
+    data = generate_trajectories(recipe, 2)
+    assert data.u.shape == (2, 3) + ((16, 16) if two_d else (32,))
+    assert torch.isfinite(data.u).all()
+    assert data.attrs["equation"] == FAMILIES[family].equation
+    assert data.attrs["recipe"]["family"] == family
+    assert not torch.equal(data.u[:, -1], data.u[:, 0])  # something happened
+    if family == "fisher_kpp":  # a density stays in [0, 1] (comparison principle)
+        assert float(data.u.min()) >= -1e-6 and float(data.u.max()) <= 1 + 1e-6

@@ -119,7 +119,7 @@ def data_generate_command(
     steps: Annotated[int, typer.Option(help="Saved times, including t=0.")] = 11,
     t_final: Annotated[float | None, typer.Option(help="Final time.")] = None,
     solver_res: Annotated[int | None, typer.Option(
-        help="Solver grid points (default max(res, 1024)).")] = None,
+        help="Solver grid points (default: at least 1024 in 1D, 256 in 2D).")] = None,
     dt: Annotated[float | None, typer.Option(help="Solver step (default: CFL 1).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial conditions.")] = 0,
     chunk_size: Annotated[int, typer.Option(help="Trajectories solved and saved at once.")] = 64,

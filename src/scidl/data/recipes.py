@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from scidl.numerics import GaussianRandomField, PeriodicGrid
+from scidl.numerics import GaussianRandomField, PeriodicGrid, RandomSineSeries
 from scidl.pdes import PDES, TimeDependentPDE
 
 InitialSampler = Callable[[int, PeriodicGrid, torch.Generator, dict], torch.Tensor]
@@ -26,8 +26,20 @@ def _grf_sampler(n: int, grid: PeriodicGrid, generator: torch.Generator,
     return field_.sample(n, grid, generator=generator)
 
 
+def _sines_sampler(n: int, grid: PeriodicGrid, generator: torch.Generator,
+                   params: dict) -> torch.Tensor:
+    series = RandomSineSeries(int(params["terms"]), int(params["max_wavenumber"]),
+                              (params["amplitude_min"], params["amplitude_max"]))
+    u = series.sample(n, grid, generator=generator)
+    if params.get("unit_interval", 0.0):  # rescale each sample onto [0, 1] (reaction problems)
+        dims = tuple(range(1, u.ndim))
+        low, high = u.amin(dim=dims, keepdim=True), u.amax(dim=dims, keepdim=True)
+        u = (u - low) / (high - low).clamp_min(1e-12)
+    return u
+
+
 #: Initial-condition kinds: name -> sampler(n, grid, generator, parameters)
-INITIAL_CONDITIONS: dict[str, InitialSampler] = {"grf": _grf_sampler}
+INITIAL_CONDITIONS: dict[str, InitialSampler] = {"grf": _grf_sampler, "sines": _sines_sampler}
 
 #: Named settings: name -> (initial-condition kind, its parameters)
 SETTINGS: dict[str, tuple[str, dict]] = {
@@ -35,6 +47,14 @@ SETTINGS: dict[str, tuple[str, dict]] = {
     "fno-paper": ("grf", {"sigma": 25.0, "tau": 5.0, "gamma": 2.0}),
     # The FNO paper's repository generator (gen_burgers1.m): gamma 2.5, tau 7, sigma 49.
     "fno-repository": ("grf", {"sigma": 49.0, "tau": 7.0, "gamma": 2.5}),
+    # The FNO paper's Navier-Stokes vorticity: N(0, 7^(3/2) (-Laplacian + 49 I)^-2.5).
+    "fno-navier-stokes": ("grf", {"sigma": 7.0**0.75, "tau": 7.0, "gamma": 2.5}),
+    # PDEBench-style smooth random sums of sines.
+    "sines": ("sines", {"terms": 2.0, "max_wavenumber": 4.0, "amplitude_min": 0.0,
+                        "amplitude_max": 1.0}),
+    # The same, rescaled onto [0, 1] per sample, for reaction-diffusion (u is a density).
+    "sines-unit": ("sines", {"terms": 2.0, "max_wavenumber": 4.0, "amplitude_min": 0.0,
+                             "amplitude_max": 1.0, "unit_interval": 1.0}),
 }
 
 
@@ -48,12 +68,23 @@ class Family:
     length: float = 1.0
     t_final: float = 1.0
     dimensions: int = 1
+    solver_resolution: int = 1024  # default solver grid (at least the saved resolution)
 
 
 #: name -> family; the PDE class is ``scidl.pdes.PDES[family.equation]``
 FAMILIES: dict[str, Family] = {
     "burgers": Family("burgers", {"nu": 0.1}),  # the FNO paper's text setting
     "heat": Family("heat"),
+    "advection": Family("advection", {"c": 0.1}, setting="sines", t_final=2.0),
+    "allen_cahn": Family("allen_cahn", setting="sines"),
+    "fisher_kpp": Family("fisher_kpp", {"diffusivity": 1e-3, "rate": 1.0}, setting="sines-unit"),
+    "kdv": Family("kdv", setting="sines", length=32.0, t_final=5.0),
+    # PDE-Refiner's setting: L = 64 (Lippe et al. 2023).
+    "kuramoto_sivashinsky": Family("kuramoto_sivashinsky", setting="sines", length=64.0,
+                                   t_final=20.0),
+    # The FNO paper's forced vorticity on the unit torus (nu = 1e-3).
+    "navier_stokes": Family("navier_stokes", {"nu": 1e-3}, setting="fno-navier-stokes",
+                            t_final=10.0, dimensions=2, solver_resolution=256),
 }
 
 
@@ -104,7 +135,7 @@ class TrajectoryRecipe:
         options.setdefault("t_final", fam.t_final)
         resolution = options.get("resolution", 128)
         if options.get("solver_resolution") is None:
-            options["solver_resolution"] = max(resolution, 1024)
+            options["solver_resolution"] = max(resolution, fam.solver_resolution)
         return cls(family=family, parameters=pde_params, initial_condition=ic_name,
                    initial_parameters=ic_params, **options)
 
