@@ -10,6 +10,14 @@ import torch
 from scidl.numerics.grids import PeriodicGrid
 
 
+def _check_covariance(field) -> None:
+    if field.sigma <= 0 or field.tau < 0 or field.gamma <= 0:
+        raise ValueError(
+            f"{type(field).__name__} needs sigma > 0, tau >= 0, gamma > 0; got "
+            f"sigma={field.sigma}, tau={field.tau}, gamma={field.gamma}"
+        )
+
+
 @dataclass(frozen=True)
 class GaussianRandomField:
     """Samples of ``N(0, sigma^2 (-Laplacian + tau^2 I)^(-gamma))`` on a periodic box.
@@ -33,11 +41,7 @@ class GaussianRandomField:
     zero_mean: bool = True
 
     def __post_init__(self):
-        if self.sigma <= 0 or self.tau < 0 or self.gamma <= 0:
-            raise ValueError(
-                f"GaussianRandomField needs sigma > 0, tau >= 0, gamma > 0; got sigma={self.sigma},"
-                f" tau={self.tau}, gamma={self.gamma}"
-            )
+        _check_covariance(self)
 
     @classmethod
     def fno_burgers(cls, setting: str = "paper") -> GaussianRandomField:
@@ -135,11 +139,7 @@ class NeumannGaussianRandomField:
     zero_mean: bool = True
 
     def __post_init__(self):
-        if self.sigma <= 0 or self.tau < 0 or self.gamma <= 0:
-            raise ValueError(
-                f"NeumannGaussianRandomField needs sigma > 0, tau >= 0, gamma > 0; got "
-                f"sigma={self.sigma}, tau={self.tau}, gamma={self.gamma}"
-            )
+        _check_covariance(self)
 
     @classmethod
     def fno_darcy(cls, setting: str = "paper") -> NeumannGaussianRandomField:
