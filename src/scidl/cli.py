@@ -108,14 +108,17 @@ def _close(a, b, rtol: float = 1e-5) -> bool:
 
 @data_app.command("generate")
 def data_generate_command(
-    family: Annotated[str, typer.Argument(help="Dataset family, e.g. burgers or heat.")],
+    family: Annotated[str, typer.Argument(
+        help="Dataset family: burgers, heat, advection, allen_cahn, fisher_kpp, kdv, "
+             "kuramoto_sivashinsky, navier_stokes (2D) or darcy (steady 2D).")],
     out: Annotated[Path, typer.Option(help="HDF5 file to write.")],
     param: Annotated[list[str] | None, typer.Option(
         "--param", help="k=v: a PDE parameter (nu=0.001), an initial-condition parameter "
                         "(sigma, tau, gamma) or setting=fno-paper|fno-repository. Repeatable.")
     ] = None,
     n: Annotated[int, typer.Option(help="Number of trajectories.")] = 100,
-    res: Annotated[int, typer.Option(help="Saved grid points per dimension.")] = 128,
+    res: Annotated[int | None, typer.Option(
+        help="Saved grid points per dimension (default 128; darcy: 85 nodes).")] = None,
     steps: Annotated[int, typer.Option(help="Saved times, including t=0.")] = 11,
     t_final: Annotated[float | None, typer.Option(help="Final time.")] = None,
     solver_res: Annotated[int | None, typer.Option(
@@ -134,7 +137,7 @@ def data_generate_command(
 
     from scidl.data import TrajectoryRecipe, write_trajectories
 
-    if n < 1 or res < 8:
+    if n < 1 or (res is not None and res < 8):
         raise typer.BadParameter("--n must be at least 1 and --res at least 8")
     params = {}
     for item in param or []:
@@ -142,8 +145,14 @@ def data_generate_command(
         if not sep or not key:
             raise typer.BadParameter(f"--param takes k=v, got {item!r}")
         params[key.strip()] = value.strip()
-    options = {"resolution": res, "n_times": steps, "solver_resolution": solver_res, "dt": dt,
-               "seed": seed, "chunk_size": chunk_size}
+    if family == "darcy":
+        paths = _generate_darcy(params, n=n, res=res, solver_res=solver_res, seed=seed,
+                                chunk_size=chunk_size, out=out, resume=resume, quiet=quiet)
+        if not quiet:
+            typer.echo(f"wrote {paths[0]}")
+        return
+    options = {"resolution": res or 128, "n_times": steps, "solver_resolution": solver_res,
+               "dt": dt, "seed": seed, "chunk_size": chunk_size}
     if t_final is not None:
         options["t_final"] = t_final
     try:
@@ -156,6 +165,27 @@ def data_generate_command(
     if not quiet:
         for path in paths:
             typer.echo(f"wrote {path}")
+
+
+def _generate_darcy(params: dict, *, n: int, res: int | None, solver_res: int | None, seed: int,
+                    chunk_size: int, out: Path, resume: bool, quiet: bool) -> list[Path]:
+    from tqdm.auto import tqdm
+
+    from scidl.data import DarcyRecipe, write_darcy
+
+    allowed = {"high", "low", "source", "average"}
+    unknown = set(params) - allowed
+    if unknown:
+        raise ScidlError(f"unknown parameter(s) {sorted(unknown)} for darcy; use {sorted(allowed)}")
+    values = {k: (v if k == "average" else float(v)) for k, v in params.items()}
+    try:
+        recipe = DarcyRecipe(resolution=res or 85, solver_resolution=solver_res or 421,
+                             seed=seed, chunk_size=chunk_size, **values)
+    except ValueError as err:
+        raise ScidlError(str(err)) from None
+    with tqdm(total=n, desc="darcy", unit="sample", disable=quiet) as bar:
+        return write_darcy(recipe, n, out, resume=resume,
+                           progress=lambda done: bar.update(done - bar.n))
 
 
 @data_app.command("info")

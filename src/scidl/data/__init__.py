@@ -1,10 +1,12 @@
 """Datasets: generation with scidl's solvers, self-describing HDF5 files, loading."""
 
+from scidl.data.darcy import DarcyRecipe, write_darcy
 from scidl.data.generate import generate_trajectories, resolve_dt, write_trajectories
 from scidl.data.hdf5 import (
     DATA_ENV,
     FieldDataset,
     LazyFieldDataset,
+    read_arrays,
     read_dataset,
     resolve_data_path,
     verify_checksum,
@@ -14,6 +16,7 @@ from scidl.data.recipes import FAMILIES, SETTINGS, TrajectoryRecipe, chunk_gener
 
 __all__ = [
     "DATA_ENV",
+    "DarcyRecipe",
     "FAMILIES",
     "FieldDataset",
     "LazyFieldDataset",
@@ -21,10 +24,12 @@ __all__ = [
     "TrajectoryRecipe",
     "chunk_generator",
     "generate_trajectories",
+    "read_arrays",
     "read_dataset",
     "resolve_data_path",
     "resolve_dt",
     "verify_checksum",
+    "write_darcy",
     "write_dataset",
     "write_trajectories",
 ]

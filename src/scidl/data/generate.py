@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import json
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 
-import h5py
 import torch
 
 import scidl
-from scidl.data.hdf5 import FieldDataset, checksum, encode_attribute
+from scidl.data.chunked import FileLayout, Progress, now, write_chunked
+from scidl.data.hdf5 import FieldDataset
 from scidl.data.recipes import TrajectoryRecipe
 from scidl.numerics import simulate
-
-Progress = Callable[[int], None]
 
 
 def resolve_dt(recipe: TrajectoryRecipe, n: int) -> TrajectoryRecipe:
@@ -88,7 +83,7 @@ def generate_trajectories(recipe: TrajectoryRecipe, n: int,
     grid = recipe.solver_grid()
     stride = recipe.solver_resolution // recipe.resolution
     attrs = metadata(recipe, n, recipe.resolution)
-    attrs["created"] = _now()
+    attrs["created"] = now()
     return FieldDataset(u=torch.cat(parts), t=recipe.times().to(torch.float32),
                         x=grid.coordinates()[0][::stride].to(torch.float32), attrs=attrs)
 
@@ -112,65 +107,27 @@ def write_trajectories(recipe: TrajectoryRecipe, n: int, path: str | os.PathLike
     """
     recipe = resolve_dt(recipe, n)
     path = Path(path)
-    resolutions = [recipe.resolution] + [recipe.resolution // f for f in subsample if f > 1]
     if any(recipe.resolution % f for f in subsample if f > 1):
         raise ValueError(f"subsample factors {subsample} must divide {recipe.resolution}")
+    resolutions = [recipe.resolution] + [recipe.resolution // f for f in subsample if f > 1]
     paths = [path] + [path.with_name(f"{path.stem}_r{r}{path.suffix}") for r in resolutions[1:]]
-    files = [_open_partial(p, recipe, n, r, resume) for p, r in zip(paths, resolutions)]
-    try:
-        done = min(int(f.attrs["completed"]) for f in files)
-        for chunk, start, size in _chunks(recipe, n):
-            if start + size <= done:
-                continue
-            fine = solve_chunk(recipe, chunk, size, recipe.resolution)
-            for f, resolution in zip(files, resolutions):
-                stride = recipe.resolution // resolution
-                index = (..., *(slice(None, None, stride),) * (fine.ndim - 2))
-                f["u"][start : start + size] = fine[index].numpy()
-                f.attrs["completed"] = start + size
-                f.flush()
-            if progress is not None:
-                progress(start + size)
-        for f in files:
-            f.attrs["checksum_sha256"] = checksum(f)
-            f.attrs["created"] = _now()
-            del f.attrs["completed"]
-    finally:
-        for f in files:
-            f.close()
-    for p in paths:
-        os.replace(_partial(p), p)
-    return paths
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
-
-
-def _open_partial(path: Path, recipe: TrajectoryRecipe, n: int, resolution: int,
-                  resume: bool) -> h5py.File:
-    partial = _partial(path)
-    attrs = metadata(recipe, n, resolution)
-    if resume and partial.exists():
-        f = h5py.File(partial, "a")
-        stored = f.attrs.get("recipe")
-        if stored is not None and json.loads(stored) == attrs["recipe"] and f["u"].shape[0] == n:
-            return f
-        f.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = h5py.File(partial, "w")
     grid = recipe.solver_grid()
-    stride = recipe.solver_resolution // resolution
-    shape = (n, recipe.n_times) + (resolution,) * grid.ndim
-    f.create_dataset("u", shape=shape, dtype="float32",
-                     chunks=(min(recipe.chunk_size, n), *shape[1:]))
-    f.create_dataset("t", data=recipe.times().to(torch.float32).numpy())
-    f.create_dataset("x", data=grid.coordinates()[0][::stride].to(torch.float32).numpy())
-    for key, value in attrs.items():
-        f.attrs[key] = encode_attribute(value)
-    f.attrs["completed"] = 0
-    return f
+    layouts = [
+        FileLayout(p, metadata(recipe, n, r),
+                   per_sample={"u": (n, recipe.n_times) + (r,) * grid.ndim},
+                   fixed={"t": recipe.times().to(torch.float32).numpy(),
+                          "x": grid.coordinates()[0][:: recipe.solver_resolution // r]
+                          .to(torch.float32).numpy()})
+        for p, r in zip(paths, resolutions)
+    ]
 
+    def produce(chunk: int, start: int, size: int) -> list[dict]:
+        fine = solve_chunk(recipe, chunk, size, recipe.resolution)
+        out = []
+        for resolution in resolutions:
+            stride = recipe.resolution // resolution
+            out.append({"u": fine[(..., *(slice(None, None, stride),) * grid.ndim)].numpy()})
+        return out
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return write_chunked(layouts, n, recipe.chunk_size, produce, resume=resume,
+                         progress=progress)

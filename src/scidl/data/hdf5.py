@@ -72,22 +72,25 @@ def write_dataset(path: str | os.PathLike, dataset: FieldDataset) -> Path:
 
 
 def checksum(f: h5py.File) -> str:
-    """SHA-256 of the arrays ``u``, ``t``, ``x`` (read in slabs, so large files are fine)."""
+    """SHA-256 of every array in the file, by name (read in slabs, so large files are fine)."""
     digest = hashlib.sha256()
-    for name in ("t", "x"):
-        digest.update(np.ascontiguousarray(f[name][()]).tobytes())
-    u = f["u"]
-    for start in range(0, u.shape[0], 256):
-        digest.update(np.ascontiguousarray(u[start : start + 256]).tobytes())
+    for name in sorted(f):
+        array = f[name]
+        digest.update(name.encode())
+        if array.ndim == 0:
+            digest.update(np.ascontiguousarray(array[()]).tobytes())
+            continue
+        for start in range(0, array.shape[0], 256):
+            digest.update(np.ascontiguousarray(array[start : start + 256]).tobytes())
     return digest.hexdigest()
 
 
-def _open(path: Path) -> h5py.File:
+def _open(path: Path, required: tuple[str, ...] = ("u", "t", "x")) -> h5py.File:
     try:
         f = h5py.File(path, "r")
     except OSError as err:
         raise DataError(f"data file {str(path)!r} is not a readable HDF5 file ({err})") from None
-    missing = [name for name in ("u", "t", "x") if name not in f]
+    missing = [name for name in required if name not in f]
     if missing:
         f.close()
         raise DataError(f"data file {str(path)!r} has no array {missing[0]!r}")
@@ -96,9 +99,22 @@ def _open(path: Path) -> h5py.File:
 
 def verify_checksum(path: str | os.PathLike) -> bool | None:
     """True if the file's arrays match its stored checksum, None if it stores none."""
-    with _open(resolve_data_path(path)) as f:
+    with _open(resolve_data_path(path), required=()) as f:
         stored = f.attrs.get("checksum_sha256")
         return None if stored is None else _decode(stored) == checksum(f)
+
+
+def read_arrays(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Every array of an HDF5 file (e.g. a Darcy set's ``a``, ``u``, ``x``) and its metadata;
+    checks that the arrays are finite."""
+    path = resolve_data_path(path)
+    with _open(path, required=()) as f:
+        arrays = {name: torch.from_numpy(np.asarray(f[name])) for name in f}
+        attrs = {key: _decode(value) for key, value in f.attrs.items()}
+    for name, array in arrays.items():
+        if array.is_floating_point() and not torch.isfinite(array).all():
+            raise DataError(f"data file {str(path)!r}: array {name!r} has NaN/inf values")
+    return arrays, attrs
 
 
 def read_dataset(path: str | os.PathLike, *, verify: bool = False) -> FieldDataset:
