@@ -235,25 +235,35 @@ def test_chunks_have_independent_seeded_initial_conditions():
     assert not torch.equal(second.get_state(), chunk_generator(SEED + 1, 0).get_state())
 
 
-def test_default_dt_follows_the_cfl_rule(generated):
-    # dt = cfl * dx / max|u0| over the first chunk (solver grid), at most the save interval
+def test_default_dt_is_the_largest_halving_step_within_the_tolerance(generated):
+    # dt = interval / 2^k for the smallest k whose states change by <= dt_tolerance on halving
     u0 = _initial_conditions()
-    dx = 1.0 / SOLVER_RES
-    save_interval = 0.5 / 5
-    expected = min(dx / float(u0.abs().max()), save_interval)
-    assert expected < save_interval  # the CFL bound is the active one here
-    assert generated.attrs["dt"] == pytest.approx(expected, rel=1e-12)
-    assert generated.attrs["steps_per_save"] == math.ceil(save_interval / expected - 1e-9)
+    grid, t = PeriodicGrid(SOLVER_RES, 1.0), torch.linspace(0.0, 0.5, 6, dtype=torch.float64)
 
-    half = _generate(cfl=0.5, n_times=2, t_final=0.05)
-    assert half.attrs["dt"] == pytest.approx(0.5 * dx / float(u0.abs().max()), rel=1e-12)
+    def solve(dt):
+        return simulate(make_pde("burgers", nu=0.1), u0, t, grid=grid, dt=dt)
 
-    # a weak field makes the CFL bound exceed the save interval, which then caps dt
-    weak = _generate({"sigma": 0.01}, n_times=3)
-    assert weak.attrs["dt"] == pytest.approx(0.25, rel=1e-12)
+    def change(dt):
+        a, b = solve(dt), solve(dt / 2)
+        return float(((a - b).flatten(2).norm(dim=-1) / b.flatten(2).norm(dim=-1))
+                     .nan_to_num(0.0).max())
 
+    dt = generated.attrs["dt"]
+    interval = 0.1
+    assert math.log2(interval / dt) == round(math.log2(interval / dt))  # a halving step
+    assert change(dt) <= 1e-6
+    if dt < interval:
+        assert change(2 * dt) > 1e-6  # the largest such step
+    # and its solution is accurate to about the tolerance
+    reference = solve(dt / 16)
+    error = ((solve(dt) - reference).flatten(2).norm(dim=-1) / reference.flatten(2).norm(dim=-1))
+    assert float(error.nan_to_num(0.0).max()) < 2e-6
+
+    looser = _generate(dt_tolerance=1e-3)
+    assert looser.attrs["dt"] >= dt
     explicit = _generate(dt=1e-3, n_times=2, t_final=0.01)
     assert explicit.attrs["dt"] == 1e-3
+    assert explicit.attrs["steps_per_save"] == 10
 
 
 def test_recipes_reject_unknown_families_parameters_and_settings():

@@ -123,7 +123,8 @@ def data_generate_command(
     t_final: Annotated[float | None, typer.Option(help="Final time.")] = None,
     solver_res: Annotated[int | None, typer.Option(
         help="Solver grid points (default: at least 1024 in 1D, 256 in 2D).")] = None,
-    dt: Annotated[float | None, typer.Option(help="Solver step (default: CFL 1).")] = None,
+    dt: Annotated[float | None, typer.Option(
+        help="Solver step (default: calibrated to 1e-6 by step halving).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial conditions.")] = 0,
     chunk_size: Annotated[int, typer.Option(help="Trajectories solved and saved at once.")] = 64,
     subsample: Annotated[list[int] | None, typer.Option(

@@ -101,8 +101,8 @@ class TrajectoryRecipe:
     length: float = 1.0
     t_final: float = 1.0
     n_times: int = 11
-    dt: float | None = None
-    cfl: float = 1.0
+    dt: float | None = None  # None: calibrated to dt_tolerance (see scidl.data.resolve_dt)
+    dt_tolerance: float = 1e-6
     seed: int = 0
     chunk_size: int = 64
 
