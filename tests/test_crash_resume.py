@@ -84,7 +84,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     # What the crash left: a complete, loadable checkpoint of an unfinished run, no metrics.
     state = torch.load(checkpoint, weights_only=True)
     assert not state["complete"]
-    assert KILL_AFTER_STEP <= state["step"] < STEPS and state["step"] % 10 == 0
+    # the log line of a step is written just before that step's checkpoint, so the kill can
+    # land between them: the checkpoint on disk is then one interval behind the log
+    assert KILL_AFTER_STEP - 10 <= state["step"] < STEPS and state["step"] % 10 == 0
     assert state["optimizer"] is not None and state["history"][-1]["step"] == state["step"]
     assert not (crashed / "metrics.json").exists() and not (crashed / "report.html").exists()
     assert sorted(p.name for p in (crashed / "checkpoints").iterdir()
