@@ -15,17 +15,15 @@ Writes benchmarks/results/burgers_reference.json.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import machine_info, utc_now, write_result
 
 from scidl.numerics import PeriodicGrid, SpectralDerivatives, fourier_interpolate, simulate
 from scidl.pdes import Burgers
@@ -118,20 +116,10 @@ def main() -> int:
         "reference": "DeepXDE Burgers.npz (Raissi et al. 2019), 256 x 100, relative L2 over all",
         "basdevant": {"min_ux0": BASDEVANT_MIN, "t_min_times_pi": BASDEVANT_T_PI},
         "rows": rows,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-        },
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "date": utc_now(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_result(args.out, result)}")
     return 0
 
 

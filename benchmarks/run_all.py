@@ -18,7 +18,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="script names (without .py) to run")
     args = parser.parse_args()
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name != "run_all.py")
+    scripts = sorted(p for p in HERE.glob("*.py")
+                     if p.name != "run_all.py" and not p.name.startswith("_"))
     if args.only:
         scripts = [p for p in scripts if p.stem in args.only]
     failed = []

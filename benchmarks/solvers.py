@@ -43,20 +43,17 @@ Writes benchmarks/results/solvers.json (--quick: solvers_quick.json).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import scipy
 import scipy.sparse as sparse
 import torch
+from _results import machine_info, utc_now, write_result
 from scipy.integrate import solve_ivp
 
 from scidl.data import TrajectoryRecipe, write_trajectories
@@ -372,16 +369,6 @@ def full_generation(recipe: TrajectoryRecipe, dt: float, batch: int) -> dict:
             "n_times": recipe.n_times, "resolution": recipe.resolution, "bytes": size}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -465,24 +452,12 @@ def main() -> int:
                  "sample x 1,200 (extrapolated) unless full_generation is present; ratio = "
                  "baseline s/sample / scidl s/sample, measured in this one process run"),
         "problems": results,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-        },
+        "machine": machine_info(load_average_before=load_before,
+                                load_average_after=os.getloadavg()),
         "seconds": time.perf_counter() - started,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out} ({result['seconds']:.0f} s)")
+    print(f"wrote {write_result(out, result)} ({result['seconds']:.0f} s)")
     return 0
 
 
