@@ -30,6 +30,13 @@ class FileLayout:
     fixed: dict[str, np.ndarray]
 
 
+def chunks(n: int, chunk_size: int):
+    """``(chunk, start, size)`` for ``n`` samples in chunks of ``chunk_size``."""
+    for chunk in range(math.ceil(n / chunk_size)):
+        start = chunk * chunk_size
+        yield chunk, start, min(chunk_size, n - start)
+
+
 def write_chunked(layouts: list[FileLayout], n: int, chunk_size: int, produce: Producer, *,
                   resume: bool = True, progress: Progress | None = None) -> list[Path]:
     """Fill the files of ``layouts`` chunk by chunk and publish them when complete.
@@ -41,9 +48,7 @@ def write_chunked(layouts: list[FileLayout], n: int, chunk_size: int, produce: P
     files = [_open_partial(layout, n, chunk_size, resume) for layout in layouts]
     try:
         done = min(int(f.attrs["completed"]) for f in files)
-        for chunk in range(math.ceil(n / chunk_size)):
-            start = chunk * chunk_size
-            size = min(chunk_size, n - start)
+        for chunk, start, size in chunks(n, chunk_size):
             if start + size <= done:
                 continue
             for f, arrays in zip(files, produce(chunk, start, size), strict=True):

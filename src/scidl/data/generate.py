@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 import scidl
-from scidl.data.chunked import FileLayout, Progress, now, write_chunked
+from scidl.data.chunked import FileLayout, Progress, chunks, now, write_chunked
 from scidl.data.hdf5 import FieldDataset
 from scidl.data.recipes import TrajectoryRecipe
 from scidl.errors import DivergenceError
@@ -85,12 +85,6 @@ def metadata(recipe: TrajectoryRecipe, n: int, resolution: int) -> dict:
     }
 
 
-def _chunks(recipe: TrajectoryRecipe, n: int):
-    for chunk in range(math.ceil(n / recipe.chunk_size)):
-        start = chunk * recipe.chunk_size
-        yield chunk, start, min(recipe.chunk_size, n - start)
-
-
 def generate_trajectories(recipe: TrajectoryRecipe, n: int,
                           progress: Progress | None = None) -> FieldDataset:
     """Solve ``n`` trajectories of ``recipe`` in memory (the numbers of
@@ -101,7 +95,7 @@ def generate_trajectories(recipe: TrajectoryRecipe, n: int,
     """
     recipe = resolve_dt(recipe, n)
     parts = []
-    for chunk, start, size in _chunks(recipe, n):
+    for chunk, start, size in chunks(n, recipe.chunk_size):
         parts.append(solve_chunk(recipe, chunk, size, recipe.resolution))
         if progress is not None:
             progress(start + size)

@@ -104,34 +104,36 @@ def verify_checksum(path: str | os.PathLike) -> bool | None:
         return None if stored is None else _decode(stored) == checksum(f)
 
 
-def read_arrays(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
-    """Every array of an HDF5 file (e.g. a Darcy set's ``a``, ``u``, ``x``) and its metadata;
-    checks that the arrays are finite."""
+def _read(path: str | os.PathLike, names: tuple[str, ...] | None,
+          verify: bool) -> tuple[dict[str, torch.Tensor], dict]:
+    """Arrays ``names`` (all if None) and metadata; checks finiteness and, with ``verify``,
+    the stored checksum."""
     path = resolve_data_path(path)
-    with _open(path, required=()) as f:
-        arrays = {name: torch.from_numpy(np.asarray(f[name])) for name in f}
-        attrs = {key: _decode(value) for key, value in f.attrs.items()}
-    for name, array in arrays.items():
-        if array.is_floating_point() and not torch.isfinite(array).all():
-            raise DataError(f"data file {str(path)!r}: array {name!r} has NaN/inf values")
-    return arrays, attrs
-
-
-def read_dataset(path: str | os.PathLike, *, verify: bool = False) -> FieldDataset:
-    """Read a dataset written by scidl; checks that every array is finite.
-
-    With ``verify=True`` the arrays are also checked against the stored SHA-256 checksum.
-    """
-    path = resolve_data_path(path)
-    with _open(path) as f:
-        arrays = {name: torch.from_numpy(np.asarray(f[name])) for name in ("u", "t", "x")}
+    with _open(path, required=names or ()) as f:
+        arrays = {name: torch.from_numpy(np.asarray(f[name])) for name in (names or f)}
         attrs = {key: _decode(value) for key, value in f.attrs.items()}
         if verify and "checksum_sha256" in attrs and attrs["checksum_sha256"] != checksum(f):
             raise DataError(f"data file {str(path)!r} does not match its stored checksum")
     for name, array in arrays.items():
-        if not torch.isfinite(array).all():
+        if array.is_floating_point() and not torch.isfinite(array).all():
             bad = int((~torch.isfinite(array)).sum())
             raise DataError(f"data file {str(path)!r}: array {name!r} has {bad} NaN/inf values")
+    return arrays, attrs
+
+
+def read_arrays(path: str | os.PathLike, *,
+                verify: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
+    """Every array of an HDF5 file (e.g. a Darcy set's ``a``, ``u``, ``x``) and its metadata;
+    checks that the arrays are finite."""
+    return _read(path, None, verify)
+
+
+def read_dataset(path: str | os.PathLike, *, verify: bool = False) -> FieldDataset:
+    """Read a trajectory dataset written by scidl; checks that every array is finite.
+
+    With ``verify=True`` the arrays are also checked against the stored SHA-256 checksum.
+    """
+    arrays, attrs = _read(path, ("u", "t", "x"), verify)
     return FieldDataset(**arrays, attrs=attrs)
 
 

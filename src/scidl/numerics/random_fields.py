@@ -10,16 +10,25 @@ import torch
 from scidl.numerics.grids import PeriodicGrid
 
 
-def _check_covariance(field) -> None:
-    if field.sigma <= 0 or field.tau < 0 or field.gamma <= 0:
-        raise ValueError(
-            f"{type(field).__name__} needs sigma > 0, tau >= 0, gamma > 0; got "
-            f"sigma={field.sigma}, tau={field.tau}, gamma={field.gamma}"
-        )
+@dataclass(frozen=True)
+class _MaternCovariance:
+    """Parameters of ``sigma^2 (-Laplacian + tau^2 I)^(-gamma)``, shared by the samplers."""
+
+    sigma: float
+    tau: float
+    gamma: float
+    zero_mean: bool = True
+
+    def __post_init__(self):
+        if self.sigma <= 0 or self.tau < 0 or self.gamma <= 0:
+            raise ValueError(
+                f"{type(self).__name__} needs sigma > 0, tau >= 0, gamma > 0; got "
+                f"sigma={self.sigma}, tau={self.tau}, gamma={self.gamma}"
+            )
 
 
 @dataclass(frozen=True)
-class GaussianRandomField:
+class GaussianRandomField(_MaternCovariance):
     """Samples of ``N(0, sigma^2 (-Laplacian + tau^2 I)^(-gamma))`` on a periodic box.
 
     The field is the Karhunen-Loeve expansion ``u = sum_k sqrt(lambda_k) Z_k e_k`` over the
@@ -34,14 +43,6 @@ class GaussianRandomField:
         tau: inverse length scale.
         gamma: smoothness exponent (larger is smoother).
     """
-
-    sigma: float
-    tau: float
-    gamma: float
-    zero_mean: bool = True
-
-    def __post_init__(self):
-        _check_covariance(self)
 
     @classmethod
     def fno_burgers(cls, setting: str = "paper") -> GaussianRandomField:
@@ -120,7 +121,7 @@ def _seeded(seed: int | None, generator: torch.Generator | None) -> torch.Genera
 
 
 @dataclass(frozen=True)
-class NeumannGaussianRandomField:
+class NeumannGaussianRandomField(_MaternCovariance):
     """Samples of ``N(0, sigma^2 (-Laplacian + tau^2 I)^(-gamma))`` on the box ``[0, L_1] x ...``
     with zero Neumann conditions on the Laplacian, as for the FNO paper's Darcy coefficients.
 
@@ -132,14 +133,6 @@ class NeumannGaussianRandomField:
     repository's ``GRF.m`` evaluates the same series by an inverse DCT at cell centres). The
     constant mode is left out by default, as in ``GRF.m``.
     """
-
-    sigma: float
-    tau: float
-    gamma: float
-    zero_mean: bool = True
-
-    def __post_init__(self):
-        _check_covariance(self)
 
     @classmethod
     def fno_darcy(cls, setting: str = "paper") -> NeumannGaussianRandomField:
