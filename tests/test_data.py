@@ -236,7 +236,7 @@ def test_chunks_have_independent_seeded_initial_conditions():
 
 
 def test_default_dt_is_the_largest_halving_step_within_the_tolerance(generated):
-    # dt = interval / 2^k for the smallest k whose states change by <= dt_tolerance on halving
+    # dt = interval / 2^k for the smallest k whose states change by <= tolerance on halving
     u0 = _initial_conditions()
     grid, t = PeriodicGrid(SOLVER_RES, 1.0), torch.linspace(0.0, 0.5, 6, dtype=torch.float64)
 
@@ -259,7 +259,7 @@ def test_default_dt_is_the_largest_halving_step_within_the_tolerance(generated):
     error = ((solve(dt) - reference).flatten(2).norm(dim=-1) / reference.flatten(2).norm(dim=-1))
     assert float(error.nan_to_num(0.0).max()) < 2e-6
 
-    looser = _generate(dt_tolerance=1e-3)
+    looser = _generate(tolerance=1e-3)
     assert looser.attrs["dt"] >= dt
     explicit = _generate(dt=1e-3, n_times=2, t_final=0.01)
     assert explicit.attrs["dt"] == 1e-3

@@ -1,7 +1,13 @@
 """Datasets: generation with scidl's solvers, self-describing HDF5 files, loading."""
 
 from scidl.data.darcy import DarcyRecipe, write_darcy
-from scidl.data.generate import generate_trajectories, resolve_dt, write_trajectories
+from scidl.data.generate import (
+    calibrate,
+    generate_trajectories,
+    resolve_compute_resolution,
+    resolve_dt,
+    write_trajectories,
+)
 from scidl.data.hdf5 import (
     DATA_ENV,
     FieldDataset,
@@ -22,10 +28,12 @@ __all__ = [
     "LazyFieldDataset",
     "SETTINGS",
     "TrajectoryRecipe",
+    "calibrate",
     "chunk_generator",
     "generate_trajectories",
     "read_arrays",
     "read_dataset",
+    "resolve_compute_resolution",
     "resolve_data_path",
     "resolve_dt",
     "verify_checksum",

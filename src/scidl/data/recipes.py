@@ -90,7 +90,17 @@ FAMILIES: dict[str, Family] = {
 
 @dataclass(frozen=True)
 class TrajectoryRecipe:
-    """One dataset of trajectories, fully specified (the defaults come from its family)."""
+    """One dataset of trajectories, fully specified (the defaults come from its family).
+
+    Three grids: the initial states are drawn on ``solver_resolution`` points per dimension (the
+    dataset's reference grid, 8,192 for the FNO paper's Burgers sets); the equation is solved
+    on ``compute_resolution`` points, which divides it, and the states are saved at
+    ``resolution`` points. Left at ``None``, ``dt`` and ``compute_resolution`` are calibrated
+    (:func:`scidl.data.calibrate`) so that neither changes the saved states by more than
+    ``tolerance`` (relative L2): a smooth solution is solved on the few modes it needs and
+    interpolated back, spectrally, onto the saved grid. The saved initial states are always the
+    drawn ones, exactly.
+    """
 
     family: str
     parameters: dict = field(default_factory=dict)  # PDE parameters
@@ -101,8 +111,10 @@ class TrajectoryRecipe:
     length: float = 1.0
     t_final: float = 1.0
     n_times: int = 11
-    dt: float | None = None  # None: calibrated to dt_tolerance (see scidl.data.resolve_dt)
-    dt_tolerance: float = 1e-6
+    dt: float | None = None  # None: calibrated to ``tolerance`` (see scidl.data.calibrate)
+    # grid the equation is solved on (a divisor of solver_resolution); None: calibrated too
+    compute_resolution: int | None = None
+    tolerance: float = 1e-6
     seed: int = 0
     chunk_size: int = 64
 
@@ -143,6 +155,11 @@ class TrajectoryRecipe:
         if self.solver_resolution % self.resolution:
             raise ValueError(f"resolution {self.resolution} must divide the solver resolution "
                              f"{self.solver_resolution}")
+        if self.compute_resolution is not None and not (
+                8 <= self.compute_resolution <= self.solver_resolution
+                and self.solver_resolution % self.compute_resolution == 0):
+            raise ValueError(f"compute resolution {self.compute_resolution} must be at least 8 "
+                             f"and divide the solver resolution {self.solver_resolution}")
         if self.n_times < 1 or self.t_final <= 0 or self.chunk_size < 1:
             raise ValueError("need n_times >= 1, t_final > 0 and chunk_size >= 1")
 
@@ -152,6 +169,13 @@ class TrajectoryRecipe:
     def solver_grid(self) -> PeriodicGrid:
         dims = FAMILIES[self.family].dimensions
         return PeriodicGrid((self.solver_resolution,) * dims, self.length)
+
+    def compute_grid(self) -> PeriodicGrid:
+        """The grid the equation is solved on: ``compute_resolution`` points per dimension
+        (the solver grid while that is not calibrated yet)."""
+        dims = FAMILIES[self.family].dimensions
+        return PeriodicGrid((self.compute_resolution or self.solver_resolution,) * dims,
+                            self.length)
 
     def times(self) -> torch.Tensor:
         return torch.linspace(0.0, self.t_final, self.n_times, dtype=torch.float64)

@@ -23,7 +23,7 @@ from scidl.numerics.finite_differences import (
 )
 from scidl.numerics.grids import PeriodicGrid
 from scidl.numerics.imex import CrankNicolsonHeun
-from scidl.numerics.interpolation import fourier_interpolate
+from scidl.numerics.interpolation import fourier_interpolate, fourier_resample
 from scidl.numerics.random_fields import (
     GaussianRandomField,
     NeumannGaussianRandomField,
@@ -58,6 +58,7 @@ __all__ = [
     "apply_linear",
     "central_difference_weights",
     "fourier_interpolate",
+    "fourier_resample",
     "odeint_adaptive",
     "odeint_fixed",
     "simulate",
