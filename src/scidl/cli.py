@@ -123,8 +123,14 @@ def data_generate_command(
     t_final: Annotated[float | None, typer.Option(help="Final time.")] = None,
     solver_res: Annotated[int | None, typer.Option(
         help="Solver grid points (default: at least 1024 in 1D, 256 in 2D).")] = None,
+    compute_res: Annotated[int | None, typer.Option(
+        help="Grid the equation is solved on, a divisor of --solver-res (default: the "
+             "coarsest within --tolerance).")] = None,
     dt: Annotated[float | None, typer.Option(
-        help="Solver step (default: calibrated to 1e-6 by step halving).")] = None,
+        help="Solver step (default: calibrated to --tolerance by step halving).")] = None,
+    tolerance: Annotated[float, typer.Option(
+        help="Relative L2 change of the saved states allowed to the calibrated dt and "
+             "compute grid.")] = 1e-6,
     seed: Annotated[int, typer.Option(help="Seed of the initial conditions.")] = 0,
     chunk_size: Annotated[int, typer.Option(help="Trajectories solved and saved at once.")] = 64,
     subsample: Annotated[list[int] | None, typer.Option(
@@ -152,8 +158,11 @@ def data_generate_command(
         if not quiet:
             typer.echo(f"wrote {paths[0]}")
         return
+    if not tolerance > 0:
+        raise typer.BadParameter("--tolerance must be positive")
     options = {"resolution": res or 128, "n_times": steps, "solver_resolution": solver_res,
-               "dt": dt, "seed": seed, "chunk_size": chunk_size}
+               "compute_resolution": compute_res, "dt": dt, "tolerance": tolerance,
+               "seed": seed, "chunk_size": chunk_size}
     if t_final is not None:
         options["t_final"] = t_final
     try:

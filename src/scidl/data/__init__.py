@@ -4,7 +4,6 @@ from scidl.data.darcy import DarcyRecipe, write_darcy
 from scidl.data.generate import (
     calibrate,
     generate_trajectories,
-    resolve_compute_resolution,
     resolve_dt,
     write_trajectories,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "generate_trajectories",
     "read_arrays",
     "read_dataset",
-    "resolve_compute_resolution",
     "resolve_data_path",
     "resolve_dt",
     "verify_checksum",

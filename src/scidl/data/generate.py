@@ -38,64 +38,73 @@ def _solve(recipe: TrajectoryRecipe, u0: torch.Tensor, dt: float,
 
 def resolve_dt(recipe: TrajectoryRecipe, n: int, probes: int = 4) -> TrajectoryRecipe:
     """Fix the solver step: the recipe's ``dt``, else the largest ``interval / 2^k`` that is
-    accurate to ``tolerance``.
+    accurate to ``tolerance`` on the compute grid (the solver grid while that is open).
 
-    The step is calibrated by step halving on the first ``probes`` initial states of chunk 0
-    (solved on the compute grid, or the solver grid while that is not fixed): it is accepted
-    when the saved states change by at most ``tolerance`` (relative L2, worst sample and time)
-    on halving it, which bounds its own error by about the same for a fourth-order stepper. An
-    advective CFL bound would be far too strict for ETDRK4, which integrates the stiff linear
-    part exactly (e.g. 18,000 instead of 320 steps for the FNO paper's Burgers set at 8,192
-    points; see BENCHMARKS.md).
+    The step is calibrated by step halving on the first ``probes`` initial states of chunk 0:
+    it is accepted when the saved states change by at most ``tolerance`` (relative L2, worst
+    sample and time) on halving it, which bounds its own error by about the same for a
+    fourth-order stepper. An advective CFL bound would be far too strict for ETDRK4, which
+    integrates the stiff linear part exactly (e.g. 18,000 instead of 320 steps for the FNO
+    paper's Burgers set at 8,192 points; see BENCHMARKS.md).
     """
     if recipe.dt is not None:
         return recipe
     u0 = recipe.initial_states(0, min(probes, n))
-    resolution = recipe.compute_grid().shape[0]
     interval = recipe.t_final / max(recipe.n_times - 1, 1)
-    dt, coarse = interval, _solve(recipe, u0, interval, resolution)
+    dt = _halving_step(recipe, u0, recipe.compute_grid().shape[0], interval)
+    return dataclasses.replace(recipe, dt=dt)
+
+
+def _halving_step(recipe: TrajectoryRecipe, u0: torch.Tensor, resolution: int,
+                  start: float) -> float:
+    """The largest ``start / 2^k`` whose solution changes by at most the tolerance on halving."""
+    dt, coarse = start, _solve(recipe, u0, start, resolution)
     for _ in range(30):
         fine = _solve(recipe, u0, dt / 2, resolution)
         if coarse is not None and fine is not None \
                 and _relative_change(coarse, fine) <= recipe.tolerance:
-            return dataclasses.replace(recipe, dt=dt)
+            return dt
         dt, coarse = dt / 2, fine
     raise DivergenceError(
-        f"no step down to {dt:.3g} reaches the tolerance {recipe.tolerance:g}; pass dt"
+        f"no step down to {dt:.3g} reaches the tolerance {recipe.tolerance:g} on "
+        f"{resolution} points; pass dt"
     )
 
 
-def resolve_compute_resolution(recipe: TrajectoryRecipe, n: int,
-                               probes: int = 4) -> TrajectoryRecipe:
-    """Fix the compute grid: the recipe's ``compute_resolution``, else the coarsest
-    ``solver_resolution / 2^k`` (at least 16 points) whose saved states, interpolated back onto
-    the solver grid, differ from the solver grid's own by at most ``tolerance`` (relative L2,
-    worst of the first ``probes`` initial states and of the saved times), at the recipe's step.
-
-    Spectral accuracy makes this pay: the FNO paper's Burgers set with nu = 0.1, drawn and
-    saved at 8,192 points, is solved to 1e-6 on 256 (see BENCHMARKS.md).
-    """
-    recipe = resolve_dt(recipe, n, probes)
-    if recipe.compute_resolution is not None or recipe.n_times < 2:
-        return dataclasses.replace(recipe, compute_resolution=recipe.compute_grid().shape[0])
-    u0 = recipe.initial_states(0, min(probes, n))
-    best = recipe.solver_resolution
-    reference = _solve(recipe, u0, recipe.dt, best)
-    while best % 2 == 0 and best // 2 >= 16:
-        coarse = _solve(recipe, u0, recipe.dt, best // 2)
-        if coarse is None or reference is None \
-                or _relative_change(coarse[:, 1:], reference[:, 1:]) > recipe.tolerance:
-            break
-        best //= 2
-    return dataclasses.replace(recipe, compute_resolution=best)
-
-
 def calibrate(recipe: TrajectoryRecipe, n: int, probes: int = 4) -> TrajectoryRecipe:
-    """The recipe with its step and compute grid fixed (each calibrated to ``tolerance`` on the
-    first ``probes`` initial states of chunk 0 where the recipe leaves it open): first ``dt``
-    on the solver grid (:func:`resolve_dt`), then the grid (:func:`resolve_compute_resolution`)
-    at that step. A recipe that fixes both is returned as it is."""
-    return resolve_compute_resolution(recipe, n, probes)
+    """The recipe with its step and compute grid fixed, each calibrated to ``tolerance`` on the
+    first ``probes`` initial states of chunk 0 where the recipe leaves it open.
+
+    The compute grid is the coarsest ``solver_resolution / 2^k`` (at least 16 points) whose
+    saved states, at its own calibrated step (:func:`resolve_dt`'s rule), change by at most
+    ``tolerance`` (relative L2, worst probe and saved time after the first) when the grid is
+    doubled; the search goes upward from the coarsest, so the full solver grid is only solved
+    on if nothing coarser is accurate. Spectral accuracy makes this pay: the FNO paper's
+    Burgers set with nu = 0.1, drawn and saved at 8,192 points, is solved to 1e-6 on 64 (see
+    BENCHMARKS.md). A recipe that fixes both is returned as it is.
+    """
+    if recipe.compute_resolution is not None or recipe.n_times < 2:
+        fixed = dataclasses.replace(recipe, compute_resolution=recipe.compute_grid().shape[0])
+        return resolve_dt(fixed, n, probes)
+    u0 = recipe.initial_states(0, min(probes, n))
+    grids = [recipe.solver_resolution]
+    while grids[-1] % 2 == 0 and grids[-1] // 2 >= 16:
+        grids.append(grids[-1] // 2)
+    grids.reverse()
+    interval = recipe.t_final / max(recipe.n_times - 1, 1)
+    for points, finer in zip(grids, grids[1:] + [None]):
+        if finer is None:  # the solver grid itself
+            step = recipe.dt or _halving_step(recipe, u0, points, interval)
+            break
+        try:
+            step = recipe.dt or _halving_step(recipe, u0, points, interval)
+        except DivergenceError:  # too coarse to be solved at all: try the next grid
+            continue
+        coarse, fine = _solve(recipe, u0, step, points), _solve(recipe, u0, step, finer)
+        if coarse is not None and fine is not None \
+                and _relative_change(coarse[:, 1:], fine[:, 1:]) <= recipe.tolerance:
+            break
+    return dataclasses.replace(recipe, dt=step, compute_resolution=points)
 
 
 def solve_chunk(recipe: TrajectoryRecipe, chunk: int, n: int, resolution: int) -> torch.Tensor:

@@ -160,8 +160,8 @@ class TrajectoryRecipe:
                 and self.solver_resolution % self.compute_resolution == 0):
             raise ValueError(f"compute resolution {self.compute_resolution} must be at least 8 "
                              f"and divide the solver resolution {self.solver_resolution}")
-        if self.n_times < 1 or self.t_final <= 0 or self.chunk_size < 1:
-            raise ValueError("need n_times >= 1, t_final > 0 and chunk_size >= 1")
+        if self.n_times < 1 or self.t_final <= 0 or self.chunk_size < 1 or self.tolerance <= 0:
+            raise ValueError("need n_times >= 1, t_final > 0, chunk_size >= 1 and tolerance > 0")
 
     def pde(self) -> TimeDependentPDE:
         return PDES[FAMILIES[self.family].equation](**self.parameters)

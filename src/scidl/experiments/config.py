@@ -37,6 +37,7 @@ class DataConfig(_Strict):
     initial_condition: InitialConditionConfig = InitialConditionConfig()
     resolution: int = Field(128, ge=8)
     solver_resolution: int | None = Field(None, ge=8)
+    compute_resolution: int | None = Field(None, ge=8)
     t_final: float = Field(1.0, gt=0)
     n_times: int = Field(11, ge=2)
     dt: float | None = Field(None, gt=0)

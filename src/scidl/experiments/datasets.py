@@ -21,6 +21,7 @@ def recipe(config: DataConfig) -> TrajectoryRecipe:
         config.equation,
         {**config.parameters, "sigma": ic.sigma, "tau": ic.tau, "gamma": ic.gamma},
         resolution=config.resolution, solver_resolution=config.solver_resolution,
+        compute_resolution=config.compute_resolution,
         t_final=config.t_final, n_times=config.n_times, dt=config.dt, seed=config.seed,
     )
 
