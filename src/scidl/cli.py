@@ -227,9 +227,11 @@ def _summarise(run_dir: Path, quiet: bool) -> None:
     if quiet:
         return
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for name, m in metrics["models"].items():
+    for name, m in metrics.get("models", {}).items():
         error = m.get("test_rel_l2", m.get("rel_l2"))
         typer.echo(f"{name:>10s} ({m['kind']}): relative L2 {error:.3e}")
+    for name, m in metrics.get("studies", {}).items():
+        typer.echo(f"{name:>10s} ({m['kind']}): {m.get('headline', 'see the report')}")
     typer.echo(f"report: {run_dir / 'report.html'}")
 
 

@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from scidl.errors import ConfigError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from scidl.experiments._schema import _Strict
+from scidl.experiments.dynamics_config import STUDY_KINDS, DynamicsRunConfig
 
 
 class InitialConditionConfig(_Strict):
@@ -162,9 +160,13 @@ _TYPE_WORDS = {
 }
 
 
+_TAGS = ("operator", "pinn", *STUDY_KINDS)
+
+
 def _describe(error: dict) -> str:
     loc = list(error["loc"])
-    if len(loc) > 2 and loc[0] == "models" and loc[2] in ("operator", "pinn"):
+    if len(loc) > 2 and loc[0] in ("models", "studies") and isinstance(loc[2], str) \
+            and loc[2] in _TAGS:
         del loc[2]  # the union's tag, not a key; a model may itself be named 'pinn'
     loc = [str(p) for p in loc]
     key = ".".join(loc) if loc else "(top level)"
@@ -175,7 +177,8 @@ def _describe(error: dict) -> str:
     if kind == "missing":
         return f"config key {key!r} is required"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return f"config key {key}.kind must be 'operator' or 'pinn'"
+        tags = error.get("ctx", {}).get("expected_tags") or "'operator', 'pinn'"
+        return f"config key {key}.kind must be one of {tags}"
     for prefix, words in _TYPE_WORDS.items():
         if kind.startswith(prefix + "_") or kind == f"{prefix}_type":
             return f"config key {key!r} must be {words}, got {got!r}"
@@ -185,17 +188,26 @@ def _describe(error: dict) -> str:
     return f"config key {key!r}: {message[0].lower() + message[1:]} (got {got!r})"
 
 
-def parse_config(raw: Any) -> RunConfig:
-    """Validate a mapping against :class:`RunConfig`; raise :class:`ConfigError` in one sentence."""
+def parse_config(raw: Any) -> RunConfig | DynamicsRunConfig:
+    """Validate a mapping against :class:`RunConfig` (a field study) or, with
+    ``task: dynamics``, :class:`DynamicsRunConfig`; raise :class:`ConfigError` in one sentence."""
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a YAML mapping of keys to values")
+    task = raw.get("task", "fields")
+    if task not in ("fields", "dynamics"):
+        raise ConfigError(f"config key 'task' must be 'dynamics', or left out for a field "
+                          f"study, got {task!r}")
+    schema = DynamicsRunConfig if task == "dynamics" else RunConfig
+    if task == "fields":
+        raw = {k: v for k, v in raw.items() if k != "task"}
     try:
-        return RunConfig.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_describe(err.errors()[0])) from None
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+def load_config(path: str | Path,
+                overrides: dict[str, Any] | None = None) -> RunConfig | DynamicsRunConfig:
     """Read and validate a YAML config file; ``overrides`` replace top-level keys (e.g. seed)."""
     path = Path(path)
     if not path.is_file():
@@ -210,3 +222,4 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     if overrides and isinstance(raw, dict):
         raw = {**raw, **overrides}
     return parse_config(raw)
+

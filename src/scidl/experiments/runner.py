@@ -7,9 +7,12 @@ import time
 from pathlib import Path
 
 import scidl
+from scidl.errors import ConfigError
 from scidl.experiments import operator, pinn
 from scidl.experiments.config import OperatorRunConfig, RunConfig, parse_config
 from scidl.experiments.datasets import load_run_dataset, prepare_dataset, split
+from scidl.experiments.dynamics import run_dynamics
+from scidl.experiments.dynamics_config import DynamicsRunConfig
 from scidl.experiments.rundir import (
     METRICS,
     TIMINGS,
@@ -22,15 +25,18 @@ from scidl.train import init_distributed, load_trained
 from scidl.train.distributed import DistInfo, barrier, broadcast_object
 
 
-def run(config: RunConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-        quiet: bool = False) -> Path:
-    """Carry out a run and return its directory.
+def run(config: RunConfig | DynamicsRunConfig, out: str | Path, *, resume: bool = False,
+        overwrite: bool = False, quiet: bool = False) -> Path:
+    """Carry out a run and return its directory (a ``task: dynamics`` config goes to
+    :func:`~scidl.experiments.dynamics.run_dynamics`).
 
     Writes ``config.yaml`` (resolved), ``metrics.json`` (deterministic for a seed on CPU),
     ``timings.json`` (wall-clock seconds), ``checkpoints/``, ``logs/``, ``figures/`` and
     ``report.html``. If anything fails, a directory this call created is removed again.
     Under ``torchrun`` every rank trains and rank 0 writes.
     """
+    if isinstance(config, DynamicsRunConfig):
+        return run_dynamics(config, out, resume=resume, overwrite=overwrite, quiet=quiet)
     info = init_distributed(config.device)
     out = Path(out)
     created = False
@@ -110,6 +116,9 @@ def evaluate_run(run_dir: str | Path) -> dict:
     """Reload a finished run's checkpoints and recompute its metrics (nothing is written)."""
     run_dir = Path(run_dir)
     config = parse_config(read_run_config(run_dir))
+    if isinstance(config, DynamicsRunConfig):
+        raise ConfigError(f"{str(run_dir)!r} is a dynamics run; it has no checkpoints to "
+                          "evaluate (rerun its config instead)")
     dataset = load_run_dataset(config.data, run_dir)
     train_u, test_u = split(dataset, config.data)
     outcomes = {}

@@ -98,3 +98,28 @@ def final_time_comparison(x: torch.Tensor, reference: torch.Tensor,
         ax.legend(fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def energy_errors(series: dict[str, tuple[list[int], list[float]]], title: str,
+                  path: Path) -> Path:
+    """Relative energy error against step number (log-log), one line per method."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for method, (steps, errors) in series.items():
+        ax.loglog(steps, [max(e, 1e-17) for e in errors], marker=".", label=method)
+    ax.set(title=title, xlabel="step", ylabel="|E(t) - E(0)| / |E(0)|")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _save(fig, path)
+
+
+def parameter_estimates(history: dict[str, list[float]], truth: dict[str, float], title: str,
+                        path: Path) -> Path:
+    """Each estimated parameter relative to its true value against iteration."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, values in history.items():
+        ax.plot(range(len(values)), [v / truth[name] for v in values], label=name)
+    ax.axhline(1.0, color="k", linestyle=":", linewidth=1)
+    ax.set(title=title, xlabel="iteration", ylabel="estimate / true value")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
