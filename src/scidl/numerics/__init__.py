@@ -1,5 +1,6 @@
 """Grids, derivative operators, time steppers, solvers, elliptic solves and random fields."""
 
+from scidl.numerics.adjoint import AdjointStats, odeint_adjoint
 from scidl.numerics.butcher import (
     BOGACKI_SHAMPINE,
     CLASSIC_RK4,
@@ -24,6 +25,7 @@ from scidl.numerics.finite_differences import (
 from scidl.numerics.grids import PeriodicGrid
 from scidl.numerics.imex import CrankNicolsonHeun
 from scidl.numerics.interpolation import fourier_interpolate, fourier_resample
+from scidl.numerics.odeint import EXPLICIT_EULER, EXPLICIT_MIDPOINT, odeint
 from scidl.numerics.random_fields import (
     GaussianRandomField,
     NeumannGaussianRandomField,
@@ -32,9 +34,16 @@ from scidl.numerics.random_fields import (
 from scidl.numerics.rk4 import RK4
 from scidl.numerics.simulate import simulate
 from scidl.numerics.steppers import BlockSymbol, SemilinearStepper, apply_linear
+from scidl.numerics.symplectic import (
+    integrate_second_order,
+    leapfrog,
+    symplectic_euler,
+    velocity_verlet,
+)
 
 __all__ = [
     "AdaptiveSolution",
+    "AdjointStats",
     "AutogradDerivatives",
     "BOGACKI_SHAMPINE",
     "BlockSymbol",
@@ -45,6 +54,8 @@ __all__ = [
     "DOPRI5",
     "Derivatives",
     "ETDRK4",
+    "EXPLICIT_EULER",
+    "EXPLICIT_MIDPOINT",
     "FiniteDifferenceDerivatives",
     "GaussianRandomField",
     "NeumannGaussianRandomField",
@@ -59,10 +70,16 @@ __all__ = [
     "central_difference_weights",
     "fourier_interpolate",
     "fourier_resample",
+    "integrate_second_order",
+    "leapfrog",
+    "odeint",
     "odeint_adaptive",
+    "odeint_adjoint",
     "odeint_fixed",
     "simulate",
     "solve_darcy",
     "solve_poisson_dirichlet",
     "solve_poisson_periodic",
+    "symplectic_euler",
+    "velocity_verlet",
 ]
