@@ -23,17 +23,44 @@ def _relative_change(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(change.nan_to_num(0.0).max())
 
 
-def _solve(recipe: TrajectoryRecipe, u0: torch.Tensor, dt: float,
-           resolution: int) -> torch.Tensor | None:
-    """The trajectories of ``u0`` (on the solver grid) solved on ``resolution`` points and
-    resampled onto the solver grid; None if the solve blew up."""
-    grid = dataclasses.replace(recipe, compute_resolution=resolution).compute_grid()
-    try:
-        out = simulate(recipe.pde(), fourier_resample(u0, grid.shape), recipe.times(),
-                       grid=grid, dt=dt)
-    except DivergenceError:
-        return None
-    return fourier_resample(out, recipe.solver_grid().shape)
+class _Probes:
+    """The first initial states of a recipe, solved on demand at a step and a grid and kept
+    (calibration asks for the same solve more than once)."""
+
+    def __init__(self, recipe: TrajectoryRecipe, n: int, probes: int):
+        self.recipe = recipe
+        self.u0 = recipe.initial_states(0, min(probes, n))
+        self._solved: dict[tuple[float, int], torch.Tensor | None] = {}
+
+    def solve(self, dt: float, resolution: int) -> torch.Tensor | None:
+        """Trajectories ``[B, T, *S]`` solved on ``resolution`` points, resampled onto the
+        solver grid; None if the solve blew up."""
+        key = (dt, resolution)
+        if key not in self._solved:
+            recipe = self.recipe
+            grid = dataclasses.replace(recipe, compute_resolution=resolution).compute_grid()
+            try:
+                out = simulate(recipe.pde(), fourier_resample(self.u0, grid.shape),
+                               recipe.times(), grid=grid, dt=dt)
+                self._solved[key] = fourier_resample(out, recipe.solver_grid().shape)
+            except DivergenceError:
+                self._solved[key] = None
+        return self._solved[key]
+
+    def halving_step(self, resolution: int, start: float) -> float:
+        """The largest ``start / 2^k`` whose states change by at most the tolerance when it is
+        halved."""
+        dt = start
+        for _ in range(30):
+            coarse, fine = self.solve(dt, resolution), self.solve(dt / 2, resolution)
+            if coarse is not None and fine is not None \
+                    and _relative_change(coarse, fine) <= self.recipe.tolerance:
+                return dt
+            dt /= 2
+        raise DivergenceError(
+            f"no step down to {dt:.3g} reaches the tolerance {self.recipe.tolerance:g} on "
+            f"{resolution} points; pass dt"
+        )
 
 
 def resolve_dt(recipe: TrajectoryRecipe, n: int, probes: int = 4) -> TrajectoryRecipe:
@@ -49,26 +76,9 @@ def resolve_dt(recipe: TrajectoryRecipe, n: int, probes: int = 4) -> TrajectoryR
     """
     if recipe.dt is not None:
         return recipe
-    u0 = recipe.initial_states(0, min(probes, n))
     interval = recipe.t_final / max(recipe.n_times - 1, 1)
-    dt = _halving_step(recipe, u0, recipe.compute_grid().shape[0], interval)
+    dt = _Probes(recipe, n, probes).halving_step(recipe.compute_grid().shape[0], interval)
     return dataclasses.replace(recipe, dt=dt)
-
-
-def _halving_step(recipe: TrajectoryRecipe, u0: torch.Tensor, resolution: int,
-                  start: float) -> float:
-    """The largest ``start / 2^k`` whose solution changes by at most the tolerance on halving."""
-    dt, coarse = start, _solve(recipe, u0, start, resolution)
-    for _ in range(30):
-        fine = _solve(recipe, u0, dt / 2, resolution)
-        if coarse is not None and fine is not None \
-                and _relative_change(coarse, fine) <= recipe.tolerance:
-            return dt
-        dt, coarse = dt / 2, fine
-    raise DivergenceError(
-        f"no step down to {dt:.3g} reaches the tolerance {recipe.tolerance:g} on "
-        f"{resolution} points; pass dt"
-    )
 
 
 def calibrate(recipe: TrajectoryRecipe, n: int, probes: int = 4) -> TrajectoryRecipe:
@@ -86,21 +96,26 @@ def calibrate(recipe: TrajectoryRecipe, n: int, probes: int = 4) -> TrajectoryRe
     if recipe.compute_resolution is not None or recipe.n_times < 2:
         fixed = dataclasses.replace(recipe, compute_resolution=recipe.compute_grid().shape[0])
         return resolve_dt(fixed, n, probes)
-    u0 = recipe.initial_states(0, min(probes, n))
+    probe = _Probes(recipe, n, probes)
     grids = [recipe.solver_resolution]
     while grids[-1] % 2 == 0 and grids[-1] // 2 >= 16:
         grids.append(grids[-1] // 2)
     grids.reverse()
     interval = recipe.t_final / max(recipe.n_times - 1, 1)
+    start = interval
     for points, finer in zip(grids, grids[1:] + [None]):
-        if finer is None:  # the solver grid itself
-            step = recipe.dt or _halving_step(recipe, u0, points, interval)
-            break
+        # A finer grid rarely allows a much larger step than the last one: start the halving
+        # at 4x it (still interval / 2^k), which saves most of the coarse solves.
         try:
-            step = recipe.dt or _halving_step(recipe, u0, points, interval)
+            step = recipe.dt or probe.halving_step(points, start)
         except DivergenceError:  # too coarse to be solved at all: try the next grid
+            if finer is None:
+                raise
             continue
-        coarse, fine = _solve(recipe, u0, step, points), _solve(recipe, u0, step, finer)
+        start = min(interval, 4 * step)
+        if finer is None:  # the solver grid itself
+            break
+        coarse, fine = probe.solve(step, points), probe.solve(step, finer)
         if coarse is not None and fine is not None \
                 and _relative_change(coarse[:, 1:], fine[:, 1:]) <= recipe.tolerance:
             break
