@@ -2,11 +2,19 @@
 
 from torch import nn
 
+from scidl.models.dynamics import (
+    DerivativeMatching,
+    HamiltonianNN,
+    NeuralODE,
+    TrajectoryMatching,
+    finite_difference_pairs,
+)
 from scidl.models.fno import FNO1d, SpectralConv1d
 from scidl.models.mlp import MLP
 
 #: config name -> model class
-MODELS: dict[str, type[nn.Module]] = {"fno1d": FNO1d, "mlp": MLP}
+MODELS: dict[str, type[nn.Module]] = {"fno1d": FNO1d, "mlp": MLP, "neural_ode": NeuralODE,
+                                      "hnn": HamiltonianNN}
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
@@ -21,4 +29,16 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["FNO1d", "MLP", "MODELS", "SpectralConv1d", "build_model", "count_parameters"]
+__all__ = [
+    "DerivativeMatching",
+    "FNO1d",
+    "HamiltonianNN",
+    "MLP",
+    "MODELS",
+    "NeuralODE",
+    "SpectralConv1d",
+    "TrajectoryMatching",
+    "build_model",
+    "count_parameters",
+    "finite_difference_pairs",
+]

@@ -123,3 +123,21 @@ def parameter_estimates(history: dict[str, list[float]], truth: dict[str, float]
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def curves(panels: list[tuple[str, dict[str, tuple[list[float], list[float]]]]], xlabel: str,
+           title: str, path: Path, *, logy: bool = False) -> Path:
+    """Stacked panels sharing the x axis; each panel is ``(ylabel, {label: (x, y)})``."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, 2.6 * len(panels)), sharex=True,
+                             squeeze=False)
+    for ax, (ylabel, lines) in zip(axes[:, 0], panels):
+        for label, (x, y) in lines.items():
+            ax.plot(x, y, label=label)
+        if logy:
+            ax.set_yscale("log")
+        ax.set(ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel(xlabel)
+    return _save(fig, path)

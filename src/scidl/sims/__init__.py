@@ -7,10 +7,22 @@ ones, with the symplectic integrators of :mod:`scidl.numerics.symplectic` throug
 
 from scidl.sims.base import DynamicalSystem, MechanicalSystem, as_constant, register_constant
 from scidl.sims.charged import ChargedParticles, ChargedParticlesData, charged_particles_dataset
+from scidl.sims.inverse import (
+    OptimisationLog,
+    ParameterFit,
+    SwingUp,
+    TargetShot,
+    fit_parameters,
+    hit_target,
+    rollout,
+    swing_up,
+)
 from scidl.sims.lorenz import Lorenz63
 from scidl.sims.lotka_volterra import LotkaVolterra
 from scidl.sims.nbody import KeplerOrbit, NBody, kepler_orbit
 from scidl.sims.pendulum import DoublePendulum, Pendulum
+from scidl.sims.projectile import Projectile
+from scidl.sims.setups import SETUPS, Setup, make_setup
 from scidl.sims.springs import SpringNetwork
 
 __all__ = [
@@ -23,10 +35,22 @@ __all__ = [
     "LotkaVolterra",
     "MechanicalSystem",
     "NBody",
+    "OptimisationLog",
+    "ParameterFit",
     "Pendulum",
+    "Projectile",
+    "SETUPS",
+    "Setup",
     "SpringNetwork",
+    "SwingUp",
+    "TargetShot",
     "as_constant",
     "charged_particles_dataset",
+    "fit_parameters",
+    "hit_target",
     "kepler_orbit",
+    "make_setup",
     "register_constant",
+    "rollout",
+    "swing_up",
 ]

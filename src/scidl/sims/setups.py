@@ -83,8 +83,9 @@ def double_pendulum(angle1: float = 1.0, angle2: float = 0.5, m1: float = 1.0, m
 
 
 def lotka_volterra(alpha: float = 2 / 3, beta: float = 4 / 3, gamma: float = 1.0,
-                   delta: float = 1.0, prey: float = 1.0, predators: float = 0.5) -> Setup:
-    """Lotka-Volterra populations from ``(prey, predators)``."""
+                   delta: float = 1.0, prey: float = 1.8, predators: float = 1.0) -> Setup:
+    """Lotka-Volterra populations from ``(prey, predators)`` (the equilibrium of the default
+    rates is ``(gamma / delta, alpha / beta) = (1, 0.5)``; the default start orbits it)."""
     system = LotkaVolterra(alpha, beta, gamma, delta)
     y0 = torch.tensor([prey, predators], dtype=torch.float64)
     return Setup(system, y0, f"Lotka-Volterra, rates ({alpha:.4g}, {beta:.4g}, {gamma:.4g}, "
@@ -127,9 +128,17 @@ def make_setup(name: str, **parameters: float) -> Setup:
     if name not in SETUPS:
         raise ValueError(f"unknown system {name!r}; known: {sorted(SETUPS)}")
     factory = SETUPS[name]
-    allowed = list(inspect.signature(factory).parameters)
-    unknown = sorted(set(parameters) - set(allowed))
+    signature = inspect.signature(factory).parameters
+    unknown = sorted(set(parameters) - set(signature))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for system {name!r}; "
-                         f"it takes {allowed}")
-    return factory(**parameters)
+                         f"it takes {list(signature)}")
+    values = {}
+    for key, value in parameters.items():  # configs give numbers; counts and seeds are ints
+        if isinstance(signature[key].default, int) and not isinstance(value, int):
+            if float(value) != int(value):
+                raise ValueError(f"parameter {key!r} of system {name!r} must be a whole "
+                                 f"number, got {value}")
+            value = int(value)
+        values[key] = value
+    return factory(**values)
