@@ -74,3 +74,44 @@ def test_stability_of_a_non_mechanical_system_is_refused_by_the_cli(tmp_path, ca
     assert exit_info.value.code == 2
     assert "mechanical system" in capsys.readouterr().err
     assert not (tmp_path / "lv").exists()  # nothing half-written is left behind
+
+
+def test_inverse_learned_and_swing_up_studies_from_one_config(tmp_path):
+    config = {
+        "task": "dynamics", "name": "tiny-studies",
+        "studies": {
+            "rates": {"kind": "inverse", "system": {"name": "lotka_volterra"},
+                      "unknown": ["alpha", "delta"], "t_final": 4.0, "n_times": 41,
+                      "iterations": 30},
+            "hnn": {"kind": "learned", "system": {"name": "pendulum"}, "trajectories": 8,
+                    "width": 48, "steps": 800, "lr": 3e-3, "rollout_time": 60.0,
+                    "rollout_step": 0.02},
+            "swing": {"kind": "swing_up", "horizon": 2.5, "controls": 20, "max_torque": 8.0,
+                      "iterations": 80},
+        },
+    }
+    out = run(parse_config(config), tmp_path / "run", quiet=True)
+    studies = json.loads((out / "metrics.json").read_text())["studies"]
+    # noise-free data: the rates come back to far better than 1 %
+    assert studies["rates"]["max_relative_error"] < 1e-6
+    assert set(studies["rates"]["estimate"]) == {"alpha", "delta"}
+    # the learned Hamiltonian keeps the true energy far better than the neural ODE
+    hnn, node = studies["hnn"]["hnn"], studies["hnn"]["neural_ode"]
+    assert hnn["max_rel_energy_drift"] * 5 < node["max_rel_energy_drift"]
+    # the pendulum ends upright and at rest, with the torque bound respected
+    swing = studies["swing"]
+    assert abs(swing["angle_error"]) < 1e-2 and abs(swing["rate_error"]) < 5e-2
+    assert swing["max_abs_torque"] <= 8.0
+    for figure in ("rates_estimates.png", "hnn_energy.png", "swing_swing_up.png"):
+        assert (out / "figures" / figure).is_file()
+    html = (out / "report.html").read_text()
+    assert "recovering alpha, delta" in html and "swing-up" in html
+
+
+def test_inverse_study_names_unknown_constants(tmp_path):
+    config = {"task": "dynamics", "studies": {"bad": {
+        "kind": "inverse", "system": {"name": "pendulum"}, "unknown": ["stiffness"],
+        "t_final": 1.0}}}
+    with pytest.raises(ConfigError, match="stiffness"):
+        run(parse_config(config), tmp_path / "bad", quiet=True)
+    assert not (tmp_path / "bad").exists()
