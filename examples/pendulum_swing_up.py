@@ -3,7 +3,7 @@
 The pendulum (l = 1, g = 9.81, m = 1) starts hanging at rest; the torque is held constant on
 each of 20 intervals of a 4-second horizon and bounded by 5 N m, about half of ``m g l``, so it
 cannot lift the mass directly and must pump energy over a swing.
-:func:`scidl.sims.inverse.swing_up` optimises the torques with L-BFGS through an RK4 rollout.
+:func:`scidl.sims.control.swing_up` optimises the torques with L-BFGS through an RK4 rollout.
 Runs in about ten seconds on a CPU.
 
 Usage: python examples/pendulum_swing_up.py
@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from scidl.sims.inverse import swing_up
+from scidl.sims.control import swing_up
 from scidl.sims.pendulum import Pendulum
 
 

@@ -17,7 +17,8 @@ import torch
 from scidl.errors import ShapeError
 from scidl.numerics.odeint import odeint
 from scidl.sims.charged import ChargedParticles, charged_particles_dataset
-from scidl.sims.inverse import fit_parameters, hit_target, rollout, swing_up
+from scidl.sims.control import swing_up
+from scidl.sims.inverse import fit_parameters, hit_target, rollout
 from scidl.sims.lotka_volterra import LotkaVolterra
 from scidl.sims.nbody import NBody
 from scidl.sims.pendulum import Pendulum

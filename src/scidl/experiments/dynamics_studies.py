@@ -15,7 +15,8 @@ from scidl.numerics.odeint import odeint
 from scidl.numerics.symplectic import integrate_second_order
 from scidl.report import plots
 from scidl.report.study import Section
-from scidl.sims.inverse import fit_parameters, swing_up
+from scidl.sims.control import swing_up
+from scidl.sims.inverse import fit_parameters
 from scidl.sims.pendulum import Pendulum
 
 

@@ -7,15 +7,14 @@ ones, with the symplectic integrators of :mod:`scidl.numerics.symplectic` throug
 
 from scidl.sims.base import DynamicalSystem, MechanicalSystem, as_constant, register_constant
 from scidl.sims.charged import ChargedParticles, ChargedParticlesData, charged_particles_dataset
+from scidl.sims.control import SwingUp, swing_up
 from scidl.sims.inverse import (
     OptimisationLog,
     ParameterFit,
-    SwingUp,
     TargetShot,
     fit_parameters,
     hit_target,
     rollout,
-    swing_up,
 )
 from scidl.sims.lorenz import Lorenz63
 from scidl.sims.lotka_volterra import LotkaVolterra
