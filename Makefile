@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
@@ -25,7 +26,13 @@ test: $(STAMP)
 test-all: $(STAMP)
 	SCIDL_DATA=$${SCIDL_DATA:-$(CURDIR)/../shared/data} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+# The side-by-side benchmarks also need the peer libraries (the `bench` extra: torchdiffeq,
+# deepxde, neuraloperator), installed against the same pinned torch.
+$(BENCH_STAMP): $(STAMP)
+	$(PIP_INSTALL) -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 lint: $(STAMP)
