@@ -10,11 +10,12 @@ from scidl.models.dynamics import (
     finite_difference_pairs,
 )
 from scidl.models.fno import FNO1d, SpectralConv1d
+from scidl.models.fno_nd import FNO, SpectralConv
 from scidl.models.mlp import MLP
 
 #: config name -> model class
-MODELS: dict[str, type[nn.Module]] = {"fno1d": FNO1d, "mlp": MLP, "neural_ode": NeuralODE,
-                                      "hnn": HamiltonianNN}
+MODELS: dict[str, type[nn.Module]] = {"fno1d": FNO1d, "fno": FNO, "mlp": MLP,
+                                      "neural_ode": NeuralODE, "hnn": HamiltonianNN}
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
@@ -31,11 +32,13 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "DerivativeMatching",
+    "FNO",
     "FNO1d",
     "HamiltonianNN",
     "MLP",
     "MODELS",
     "NeuralODE",
+    "SpectralConv",
     "SpectralConv1d",
     "TrajectoryMatching",
     "build_model",
