@@ -2,6 +2,7 @@
 
 from torch import nn
 
+from scidl.models.deeponet import DeepONet, PODDeepONet
 from scidl.models.dynamics import (
     DerivativeMatching,
     HamiltonianNN,
@@ -14,8 +15,10 @@ from scidl.models.fno_nd import FNO, SpectralConv
 from scidl.models.mlp import MLP
 
 #: config name -> model class
-MODELS: dict[str, type[nn.Module]] = {"fno1d": FNO1d, "fno": FNO, "mlp": MLP,
-                                      "neural_ode": NeuralODE, "hnn": HamiltonianNN}
+MODELS: dict[str, type[nn.Module]] = {
+    "fno1d": FNO1d, "fno": FNO, "deeponet": DeepONet, "pod_deeponet": PODDeepONet, "mlp": MLP,
+    "neural_ode": NeuralODE, "hnn": HamiltonianNN,
+}
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
@@ -31,6 +34,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
+    "DeepONet",
     "DerivativeMatching",
     "FNO",
     "FNO1d",
@@ -38,6 +42,7 @@ __all__ = [
     "MLP",
     "MODELS",
     "NeuralODE",
+    "PODDeepONet",
     "SpectralConv",
     "SpectralConv1d",
     "TrajectoryMatching",
