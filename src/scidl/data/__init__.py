@@ -17,6 +17,7 @@ from scidl.data.hdf5 import (
     verify_checksum,
     write_dataset,
 )
+from scidl.data.normalizers import GlobalNormalizer, PointwiseNormalizer
 from scidl.data.recipes import FAMILIES, SETTINGS, TrajectoryRecipe, chunk_generator
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
     "DarcyRecipe",
     "FAMILIES",
     "FieldDataset",
+    "GlobalNormalizer",
     "LazyFieldDataset",
+    "PointwiseNormalizer",
     "SETTINGS",
     "TrajectoryRecipe",
     "calibrate",
