@@ -12,6 +12,7 @@ from scidl.pdes.kuramoto_sivashinsky import KuramotoSivashinsky
 from scidl.pdes.navier_stokes import NavierStokes2D
 from scidl.pdes.poisson import Poisson
 from scidl.pdes.steady import SteadyPDE
+from scidl.pdes.trajectory_residual import residual_loss, trajectory_residual
 from scidl.pdes.wave import Wave
 
 #: config / CLI name -> time-dependent PDE class
@@ -45,5 +46,7 @@ __all__ = [
     "TimeDependentPDE",
     "Wave",
     "make_pde",
+    "residual_loss",
     "threshold_coefficient",
+    "trajectory_residual",
 ]
