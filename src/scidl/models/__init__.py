@@ -13,11 +13,12 @@ from scidl.models.dynamics import (
 from scidl.models.fno import FNO1d, SpectralConv1d
 from scidl.models.fno_nd import FNO, SpectralConv
 from scidl.models.mlp import MLP
+from scidl.models.unet import ResNetCNN, UNet
 
 #: config name -> model class
 MODELS: dict[str, type[nn.Module]] = {
     "fno1d": FNO1d, "fno": FNO, "deeponet": DeepONet, "pod_deeponet": PODDeepONet, "mlp": MLP,
-    "neural_ode": NeuralODE, "hnn": HamiltonianNN,
+    "unet": UNet, "resnet_cnn": ResNetCNN, "neural_ode": NeuralODE, "hnn": HamiltonianNN,
 }
 
 
@@ -43,9 +44,11 @@ __all__ = [
     "MODELS",
     "NeuralODE",
     "PODDeepONet",
+    "ResNetCNN",
     "SpectralConv",
     "SpectralConv1d",
     "TrajectoryMatching",
+    "UNet",
     "build_model",
     "count_parameters",
     "finite_difference_pairs",
