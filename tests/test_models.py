@@ -280,5 +280,5 @@ def test_build_model_resolves_names_and_rejects_unknown_ones():
     assert isinstance(fno, FNO1d) and fno.spectral[0].modes == 3 and len(fno.spectral) == 1
     mlp = build_model("mlp", in_features=2, out_features=1, width=4, hidden_layers=1)
     assert isinstance(mlp, MLP)
-    with pytest.raises(ValueError, match=r"unknown model 'unet'.*'fno1d'.*'mlp'"):
-        build_model("unet")
+    with pytest.raises(ValueError, match=r"unknown model 'transformer'.*'fno1d'.*'mlp'.*'unet'"):
+        build_model("transformer")
