@@ -90,3 +90,24 @@ def test_fno_rejects_bad_inputs_with_the_shape_in_the_message():
         model(torch.zeros(1, 2, 16, 16))
     with pytest.raises(ValueError, match="resolves fewer"):
         model(torch.zeros(1, 1, 6, 16))
+
+
+def test_padding_runs_the_fourier_layers_on_a_zero_extended_field():
+    torch.manual_seed(3)
+    padded = FNO(ndim=2, modes=3, width=5, layers=2, grid_channels=False, padding=4).double()
+    plain = FNO(ndim=2, modes=3, width=5, layers=2, grid_channels=False).double()
+    plain.load_state_dict(padded.state_dict())
+    u = torch.randn(2, 1, 12, 10, dtype=torch.float64)
+    out = padded(u)
+    assert out.shape == (2, 1, 12, 10)
+    # the same layers by hand: lift, pad with zeros, Fourier layers, crop, project
+    v = plain._channels_last(plain.lift, u)
+    v = torch.nn.functional.pad(v, (0, 4, 0, 4))
+    for i, (spectral, pointwise) in enumerate(zip(plain.spectral, plain.pointwise)):
+        v = spectral(v) + plain._channels_last(pointwise, v)
+        if i == 0:
+            v = torch.nn.functional.gelu(v)
+    expected = plain._channels_last(plain.project, v[..., :12, :10])
+    assert torch.allclose(out, expected, atol=1e-12)
+    # and it is no longer periodic: a shift does not commute with it
+    assert not torch.allclose(padded(torch.roll(u, 3, 2)), torch.roll(out, 3, 2), atol=1e-6)

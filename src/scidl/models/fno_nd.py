@@ -80,6 +80,9 @@ class FNO(nn.Module):
         modes: Fourier modes kept per axis and layer (one number, or one per axis).
         width, layers: channels of the hidden representation; number of Fourier layers.
         grid_channels: append the coordinates as input channels.
+        padding: points of zeros appended to every axis after lifting and cropped before
+            projecting (the paper's padding for non-periodic problems such as Darcy flow): the
+            Fourier layers then see a periodic extension instead of wrapping the field around.
 
     Shapes:
         input ``[B, in_channels, *S]`` -> output ``[B, out_channels, *S]``, ``len(S) = ndim``.
@@ -87,10 +90,11 @@ class FNO(nn.Module):
 
     def __init__(self, ndim: int = 2, in_channels: int = 1, out_channels: int = 1,
                  modes: int | tuple[int, ...] = 12, width: int = 32, layers: int = 4,
-                 grid_channels: bool = True):
+                 grid_channels: bool = True, padding: int = 0):
         super().__init__()
-        if ndim < 1:
-            raise ValueError(f"ndim must be at least 1, got {ndim}")
+        if ndim < 1 or padding < 0:
+            raise ValueError(f"need ndim >= 1 and padding >= 0, got {ndim} and {padding}")
+        self.padding = padding
         self.ndim, self.in_channels, self.grid_channels = ndim, in_channels, grid_channels
         lift_in = in_channels + (ndim if grid_channels else 0)
         self.lift = nn.Linear(lift_in, width)
@@ -114,8 +118,12 @@ class FNO(nn.Module):
             coords = torch.stack(torch.meshgrid(*axes, indexing="ij"))
             u = torch.cat([u, coords.expand(u.shape[0], *coords.shape)], dim=1)
         v = self._channels_last(self.lift, u)
+        if self.padding:
+            v = nn.functional.pad(v, (0, self.padding) * self.ndim)
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise)):
             v = spectral(v) + self._channels_last(pointwise, v)
             if i < len(self.spectral) - 1:
                 v = nn.functional.gelu(v)
+        if self.padding:
+            v = v[(..., *(slice(0, n) for n in u.shape[2:]))]
         return self._channels_last(self.project, v)
