@@ -9,13 +9,15 @@ standard deviation over the training samples, as the FNO paper's ``UnitGaussianN
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from scidl._fitted import FittedBuffersModule
 from scidl.errors import ShapeError
 
 
-class _Normalizer(nn.Module):
+class _Normalizer(FittedBuffersModule):
     """``encode(x) = (x - mean) / (std + eps)``, ``decode`` its inverse."""
+
+    fitted_buffers = ("mean", "std")
 
     def __init__(self, eps: float = 1e-6):
         super().__init__()
@@ -48,11 +50,6 @@ class _Normalizer(nn.Module):
         self._check_fitted()
         return x * (self.std + self.eps) + self.mean
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("mean", "std"):  # sized by fit: take the checkpoint's sizes
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class PointwiseNormalizer(_Normalizer):

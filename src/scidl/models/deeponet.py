@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scidl._fitted import FittedBuffersModule
 from scidl._shapes import check_ndim, check_size
 from scidl.models.mlp import ACTIVATIONS, MLP
 
@@ -53,7 +54,7 @@ class DeepONet(nn.Module):
         return torch.einsum("bk,bpk->bp", b, t) + self.bias
 
 
-class PODDeepONet(nn.Module):
+class PODDeepONet(FittedBuffersModule):
     """DeepONet whose trunk is the mean and leading POD modes of the training outputs.
 
     The basis is computed once (:meth:`fit_basis`) from training targets on a fixed output
@@ -67,6 +68,8 @@ class PODDeepONet(nn.Module):
     Shapes:
         u: ``[B, sensors]``; targets for :meth:`fit_basis`: ``[N, P]``; returns ``[B, P]``.
     """
+
+    fitted_buffers = ("mean", "basis")
 
     def __init__(self, sensors: int, modes: int = 32, width: int = 128, hidden_layers: int = 3,
                  activation: str = "gelu"):
@@ -91,12 +94,6 @@ class PODDeepONet(nn.Module):
         self.basis = vh[: self.modes].T * points**0.5  # [P, modes], unit RMS columns
         return (s[: self.modes].square().sum() / s.square().sum().clamp_min(1e-300))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the basis buffers are sized by fit_basis: take the checkpoint's sizes before loading
-        for name in ("mean", "basis"):
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         check_ndim(u, (2,), "POD-DeepONet input function", "[B, sensors]")

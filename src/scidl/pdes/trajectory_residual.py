@@ -29,12 +29,7 @@ def trajectory_residual(pde, u: torch.Tensor, dt: float, grid: PeriodicGrid, *,
         u: ``[B, T, *grid.shape]`` (scalar fields) or ``[B, T, C, *grid.shape]`` (a system);
         returns ``[B, T - accuracy, ...]``.
     """
-    if u.ndim < grid.ndim + 2 or tuple(u.shape[-grid.ndim:]) != grid.shape:
-        raise ShapeError(f"trajectories must be [B, T, ..., {', '.join(map(str, grid.shape))}],"
-                         f" got {tuple(u.shape)}")
-    u_t, radius = _time_derivative(u, dt, accuracy)
-    rhs = pde.rhs(u[:, radius: u.shape[1] - radius], SpectralDerivatives(grid))
-    return u_t - rhs
+    return _residual_and_time_derivative(pde, u, dt, grid, accuracy)[0]
 
 
 def residual_loss(pde, u: torch.Tensor, dt: float, grid: PeriodicGrid, *,
@@ -46,10 +41,20 @@ def residual_loss(pde, u: torch.Tensor, dt: float, grid: PeriodicGrid, *,
     Shapes:
         u: as :func:`trajectory_residual`; returns ``[B]``.
     """
-    residual = trajectory_residual(pde, u, dt, grid, accuracy=accuracy)
-    u_t, _ = _time_derivative(u, dt, accuracy)
+    residual, u_t = _residual_and_time_derivative(pde, u, dt, grid, accuracy)
     scale = u_t.flatten(1).square().mean(1).clamp_min(torch.finfo(u.dtype).tiny)
     return residual.flatten(1).square().mean(1) / scale
+
+
+def _residual_and_time_derivative(pde, u: torch.Tensor, dt: float, grid: PeriodicGrid,
+                                  accuracy: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(u_t - rhs(u), u_t)`` at the interior frames."""
+    if u.ndim < grid.ndim + 2 or tuple(u.shape[-grid.ndim:]) != grid.shape:
+        raise ShapeError(f"trajectories must be [B, T, ..., {', '.join(map(str, grid.shape))}],"
+                         f" got {tuple(u.shape)}")
+    u_t, radius = _time_derivative(u, dt, accuracy)
+    rhs = pde.rhs(u[:, radius: u.shape[1] - radius], SpectralDerivatives(grid))
+    return u_t - rhs, u_t
 
 
 def _time_derivative(u: torch.Tensor, dt: float, accuracy: int) -> tuple[torch.Tensor, int]:
