@@ -16,6 +16,17 @@ _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _POOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
 
+def _check_input(model: nn.Module, u: torch.Tensor) -> None:
+    name = f"{type(model).__name__} ({model.ndim}D) input"
+    check_ndim(u, (model.ndim + 2,), name, "[B, C, *S]")
+    check_size(u, 1, model.in_channels, name, "channels")
+
+
+def _check_ndim(ndim: int) -> None:
+    if ndim not in _CONV:
+        raise ValueError(f"ndim must be 1, 2 or 3, got {ndim}")
+
+
 def _block(ndim: int, channels_in: int, channels_out: int) -> nn.Sequential:
     """Two 3-point (per axis) periodic convolutions with group norm and GELU."""
     conv = _CONV[ndim]
@@ -43,8 +54,7 @@ class UNet(nn.Module):
     def __init__(self, ndim: int = 1, in_channels: int = 1, out_channels: int = 1,
                  width: int = 32, levels: int = 3):
         super().__init__()
-        if ndim not in _CONV:
-            raise ValueError(f"ndim must be 1, 2 or 3, got {ndim}")
+        _check_ndim(ndim)
         self.ndim, self.in_channels, self.levels = ndim, in_channels, levels
         widths = [width * 2**i for i in range(levels + 1)]
         self.down = nn.ModuleList([_block(ndim, in_channels, widths[0])] + [
@@ -57,8 +67,7 @@ class UNet(nn.Module):
         self.out = _CONV[ndim](widths[0], out_channels, 1)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        check_ndim(u, (self.ndim + 2,), f"UNet ({self.ndim}D) input", "[B, C, *S]")
-        check_size(u, 1, self.in_channels, f"UNet ({self.ndim}D) input", "channels")
+        _check_input(self, u)
         factor = 2**self.levels
         if any(n % factor for n in u.shape[2:]):
             raise ValueError(f"every grid axis must be divisible by 2^levels = {factor}, got "
@@ -84,8 +93,7 @@ class ResNetCNN(nn.Module):
     def __init__(self, ndim: int = 1, in_channels: int = 1, out_channels: int = 1,
                  width: int = 64, blocks: int = 4):
         super().__init__()
-        if ndim not in _CONV:
-            raise ValueError(f"ndim must be 1, 2 or 3, got {ndim}")
+        _check_ndim(ndim)
         conv = _CONV[ndim]
         self.ndim, self.in_channels = ndim, in_channels
         self.lift = conv(in_channels, width, 1)
@@ -93,8 +101,7 @@ class ResNetCNN(nn.Module):
         self.out = conv(width, out_channels, 1)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        check_ndim(u, (self.ndim + 2,), f"ResNetCNN ({self.ndim}D) input", "[B, C, *S]")
-        check_size(u, 1, self.in_channels, f"ResNetCNN ({self.ndim}D) input", "channels")
+        _check_input(self, u)
         v = self.lift(u)
         for block in self.blocks:
             v = v + block(v)
