@@ -111,3 +111,44 @@ def test_padding_runs_the_fourier_layers_on_a_zero_extended_field():
     assert torch.allclose(out, expected, atol=1e-12)
     # and it is no longer periodic: a shift does not commute with it
     assert not torch.allclose(padded(torch.roll(u, 3, 2)), torch.roll(out, 3, 2), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(16,), (15,), (12, 10), (9, 11), (8, 6, 10)])
+def test_truncated_transforms_equal_rfftn_on_the_kept_modes(shape):
+    from scidl.models.fno_nd import _kept, truncated_irfftn, truncated_rfftn
+
+    torch.manual_seed(4)
+    modes = tuple(min(3, n // 2) for n in shape)
+    v = torch.randn(2, *shape, 3, dtype=torch.float64)
+    full = torch.fft.rfftn(v, dim=tuple(range(1, 1 + len(shape))))
+    index = [_kept(n, m, axis == len(shape) - 1)
+             for axis, (n, m) in enumerate(zip(full.shape[1:-1], modes))]
+    expected = full[(slice(None), *torch.meshgrid(*index, indexing="ij"))]
+    got = truncated_rfftn(v, modes)
+    assert torch.allclose(got, expected, atol=1e-12)
+    # the inverse is irfftn of the spectrum that is zero outside the kept modes
+    zeroed = torch.zeros_like(full)
+    zeroed[(slice(None), *torch.meshgrid(*index, indexing="ij"))] = expected
+    back = torch.fft.irfftn(zeroed, s=shape, dim=tuple(range(1, 1 + len(shape))))
+    assert torch.allclose(truncated_irfftn(got, shape, modes), back, atol=1e-12)
+
+
+@pytest.mark.parametrize("factorization", ["cp", "tucker"])
+def test_factorised_spectral_weights_act_as_their_reconstructed_dense_weight(factorization):
+    torch.manual_seed(5)
+    conv = SpectralConv(8, 6, (4, 3), ndim=2, factorization=factorization, rank=3).double()
+    dense = SpectralConv(8, 6, (4, 3), ndim=2).double()
+    with torch.no_grad():
+        dense.weight.copy_(torch.view_as_real(conv.full_weight()))
+    v = torch.randn(2, 8, 10, 9, dtype=torch.float64)
+    assert torch.allclose(conv(v), dense(v), atol=1e-12)
+    assert sum(p.numel() for p in conv.parameters()) < dense.weight.numel() / 4
+    # the reconstructed weight has the dense initialisation's order of magnitude
+    with torch.no_grad():
+        ratio = float(conv.full_weight().abs().std()
+                      / torch.view_as_complex(dense.weight).abs().std())
+    assert 0.1 < ratio < 10
+    # and the whole model trains through the factors
+    model = FNO(ndim=2, modes=3, width=4, layers=1, factorization=factorization, rank=2).double()
+    model(torch.randn(1, 1, 8, 8, dtype=torch.float64)).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

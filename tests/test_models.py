@@ -39,13 +39,13 @@ def reference_spectral_conv(layer: SpectralConv1d, v: torch.Tensor) -> torch.Ten
     field whose spectrum is ``w`` on ``k < modes`` (and its conjugate mirror), zero elsewhere.
     """
     n = v.shape[-1]
-    k = torch.arange(layer.modes, dtype=torch.float64)[:, None]
+    k = torch.arange(layer.modes[0], dtype=torch.float64)[:, None]
     j = torch.arange(n, dtype=torch.float64)[None, :]
     dft = torch.exp(-2j * math.pi * k * j / n)  # [modes, N]
     v_hat = torch.einsum("bij,kj->bik", v.to(torch.complex128), dft)
     weight = torch.complex(layer.weight[..., 0], layer.weight[..., 1]).to(torch.complex128)
     w = torch.einsum("bik,iok->bok", v_hat, weight)
-    multiplicity = torch.full((layer.modes,), 2.0, dtype=torch.float64)
+    multiplicity = torch.full((layer.modes[0],), 2.0, dtype=torch.float64)
     multiplicity[0] = 1.0
     inverse = torch.exp(2j * math.pi * k * j / n).T * multiplicity  # [N, modes]
     return torch.einsum("bok,jk->boj", w, inverse.to(torch.complex128)).real / n
@@ -277,7 +277,7 @@ def test_mlp_computes_the_composition_of_its_layers():
 
 def test_build_model_resolves_names_and_rejects_unknown_ones():
     fno = build_model("fno1d", modes=3, width=5, layers=1)
-    assert isinstance(fno, FNO1d) and fno.spectral[0].modes == 3 and len(fno.spectral) == 1
+    assert isinstance(fno, FNO1d) and fno.spectral[0].modes == (3,) and len(fno.spectral) == 1
     mlp = build_model("mlp", in_features=2, out_features=1, width=4, hidden_layers=1)
     assert isinstance(mlp, MLP)
     with pytest.raises(ValueError, match=r"unknown model 'transformer'.*'fno1d'.*'mlp'.*'unet'"):

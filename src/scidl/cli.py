@@ -135,6 +135,9 @@ def data_generate_command(
     chunk_size: Annotated[int, typer.Option(help="Trajectories solved and saved at once.")] = 64,
     subsample: Annotated[list[int] | None, typer.Option(
         help="Also write res/F from the same solve to OUT_r{res/F}.h5. Repeatable.")] = None,
+    also_res: Annotated[list[int] | None, typer.Option(
+        help="darcy: also write this many nodes per side (subsampling --solver-res) from the "
+             "same solves to OUT_r{N}.h5, e.g. --res 85 --also-res 141. Repeatable.")] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted generation (OUT.partial) with the same recipe.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
@@ -154,10 +157,14 @@ def data_generate_command(
         params[key.strip()] = value.strip()
     if family == "darcy":
         paths = _generate_darcy(params, n=n, res=res, solver_res=solver_res, seed=seed,
-                                chunk_size=chunk_size, out=out, resume=resume, quiet=quiet)
+                                chunk_size=chunk_size, out=out, resume=resume, quiet=quiet,
+                                also=tuple(also_res or ()))
         if not quiet:
-            typer.echo(f"wrote {paths[0]}")
+            for path in paths:
+                typer.echo(f"wrote {path}")
         return
+    if also_res:
+        raise typer.BadParameter("--also-res applies to darcy; use --subsample here")
     if not tolerance > 0:
         raise typer.BadParameter("--tolerance must be positive")
     options = {"resolution": res or 128, "n_times": steps, "solver_resolution": solver_res,
@@ -178,7 +185,8 @@ def data_generate_command(
 
 
 def _generate_darcy(params: dict, *, n: int, res: int | None, solver_res: int | None, seed: int,
-                    chunk_size: int, out: Path, resume: bool, quiet: bool) -> list[Path]:
+                    chunk_size: int, out: Path, resume: bool, quiet: bool,
+                    also: tuple[int, ...] = ()) -> list[Path]:
     from tqdm.auto import tqdm
 
     from scidl.data import DarcyRecipe, write_darcy
@@ -191,10 +199,12 @@ def _generate_darcy(params: dict, *, n: int, res: int | None, solver_res: int | 
     try:
         recipe = DarcyRecipe(resolution=res or 85, solver_resolution=solver_res or 421,
                              seed=seed, chunk_size=chunk_size, **values)
+        for s in also:
+            recipe.stride_for(s)
     except ValueError as err:
         raise ScidlError(str(err)) from None
     with tqdm(total=n, desc="darcy", unit="sample", disable=quiet) as bar:
-        return write_darcy(recipe, n, out, resume=resume,
+        return write_darcy(recipe, n, out, resume=resume, also=also,
                            progress=lambda done: bar.update(done - bar.n))
 
 

@@ -46,16 +46,30 @@ class DarcyRecipe:
 
     @property
     def stride(self) -> int:
-        return (self.solver_resolution - 1) // (self.resolution - 1)
+        return self.stride_for(self.resolution)
 
-    def solve_chunk(self, chunk: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Coefficients ``a`` and solutions ``u``, ``[n, s, s]`` float32 on the saved grid."""
+    def stride_for(self, resolution: int) -> int:
+        """Node stride from the solver grid to ``resolution`` nodes (an error unless exact)."""
+        if resolution < 2 or (self.solver_resolution - 1) % (resolution - 1):
+            raise ValueError(f"resolution {resolution} does not subsample the solver's "
+                             f"{self.solver_resolution} nodes")
+        return (self.solver_resolution - 1) // (resolution - 1)
+
+    def solve_chunk(self, chunk: int, n: int,
+                    resolutions: tuple[int, ...] | None = None) -> list[tuple[torch.Tensor,
+                                                                          torch.Tensor]]:
+        """Coefficients ``a`` and solutions ``u``, ``[n, s, s]`` float32, one pair per saved
+        grid of ``resolutions`` (default: just ``resolution``), all from one solve."""
         mu = NeumannGaussianRandomField.fno_darcy().sample(
             n, (self.solver_resolution,) * 2, generator=chunk_generator(self.seed, chunk))
         a = threshold_coefficient(mu, self.high, self.low)
         u = solve_darcy(a, torch.full_like(a, self.source), average=self.average)
-        index = (slice(None), slice(None, None, self.stride), slice(None, None, self.stride))
-        return a[index].to(torch.float32), u[index].to(torch.float32)
+        pairs = []
+        for s in resolutions or (self.resolution,):
+            step = self.stride_for(s)
+            index = (slice(None), slice(None, None, step), slice(None, None, step))
+            pairs.append((a[index].to(torch.float32), u[index].to(torch.float32)))
+        return pairs
 
     def metadata(self, n: int) -> dict:
         return {
@@ -77,17 +91,30 @@ class DarcyRecipe:
 
 
 def write_darcy(recipe: DarcyRecipe, n: int, path: str | os.PathLike, *, resume: bool = True,
-                progress: Progress | None = None) -> list[Path]:
+                progress: Progress | None = None,
+                also: tuple[int, ...] = ()) -> list[Path]:
     """Solve ``n`` Darcy problems chunk by chunk into an HDF5 file (arrays ``a``, ``u``: the
-    coefficient and the solution, ``[n, s, s]``; ``x``: node coordinates). Resumable."""
-    s = recipe.resolution
-    layout = FileLayout(Path(path), recipe.metadata(n),
-                        per_sample={"a": (n, s, s), "u": (n, s, s)},
-                        fixed={"x": torch.linspace(0.0, 1.0, s).numpy().astype("float32")})
+    coefficient and the solution, ``[n, s, s]``; ``x``: node coordinates). Resumable.
+
+    ``also`` lists further node counts that subsample the solver grid (141 and 85 of 421): each
+    is written from the same solves to ``PATH_r{s}.h5``, as the FNO paper's sets are.
+    """
+    path = Path(path)
+    resolutions = (recipe.resolution, *(s for s in also if s != recipe.resolution))
+    layouts = []
+    for s in resolutions:
+        recipe.stride_for(s)
+        target = path if s == recipe.resolution else path.with_name(f"{path.stem}_r{s}.h5")
+        meta = recipe.metadata(n)
+        meta["resolution"] = s
+        layouts.append(FileLayout(target, meta,
+                                  per_sample={"a": (n, s, s), "u": (n, s, s)},
+                                  fixed={"x": torch.linspace(0.0, 1.0, s).numpy()
+                                         .astype("float32")}))
 
     def produce(chunk: int, start: int, size: int) -> list[dict]:
-        a, u = recipe.solve_chunk(chunk, size)
-        return [{"a": a.numpy(), "u": u.numpy()}]
+        pairs = recipe.solve_chunk(chunk, size, resolutions)
+        return [{"a": a.numpy(), "u": u.numpy()} for a, u in pairs]
 
-    return write_chunked([layout], n, recipe.chunk_size, produce, resume=resume,
+    return write_chunked(layouts, n, recipe.chunk_size, produce, resume=resume,
                          progress=progress)
