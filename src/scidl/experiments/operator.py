@@ -1,48 +1,175 @@
-"""Train and evaluate a neural operator run (``kind: operator``)."""
+"""Train and evaluate a neural operator run (``kind: operator``): FNO (1D/2D/3D), DeepONet,
+POD-DeepONet, U-Net or ResNet on any field-to-field map of the run's data."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from scidl.data.normalizers import GlobalNormalizer, PointwiseNormalizer
+from scidl.errors import ConfigError, DataError
 from scidl.experiments.config import OperatorRunConfig, RunConfig
-from scidl.metrics import relative_l2
-from scidl.models import build_model, count_parameters
+from scidl.experiments.datasets import RunData, _read_file
+from scidl.metrics import relative_h1, relative_l2
+from scidl.experiments.config import model_class
+from scidl.models import count_parameters
 from scidl.train import DistInfo, FieldRegression, Stage, TrainOptions, TrainResult, train
 
 
 @dataclass
 class OperatorOutcome:
     metrics: dict
-    prediction: torch.Tensor  # [n_test, N] at the target time
+    inputs: torch.Tensor  # [n_test, C_in, *S] test inputs at the training resolution
+    targets: torch.Tensor  # [n_test, C_out, *S]
+    prediction: torch.Tensor  # [n_test, C_out, *S]
     train_result: TrainResult | None
 
 
-def _pairs(u: torch.Tensor, cfg: OperatorRunConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, T, N]`` trajectories -> input and target fields ``[B, 1, N]``."""
-    return u[:, cfg.input_time_index, None], u[:, cfg.target_time_index, None]
+# ---- pairs ------------------------------------------------------------------------------------
+
+def _time_index(index: int | list[int] | str, steps: int) -> list[int]:
+    if isinstance(index, str):
+        parts = index.split(":")
+        if len(parts) != 2:
+            raise ConfigError(f"a time-index string is a slice 'start:stop', got {index!r}")
+        start, stop = (int(p) if p.strip() else None for p in parts)
+        return list(range(steps))[slice(start, stop)]
+    indices = [index] if isinstance(index, int) else list(index)
+    for i in indices:
+        if not -steps <= i < steps:
+            raise ConfigError(f"time index {i} is out of range for {steps} saved times")
+    return indices
 
 
-def build(cfg: OperatorRunConfig, seed: int) -> torch.nn.Module:
+def pairs(cfg: OperatorRunConfig, data: RunData,
+          arrays: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input and target fields ``[n, C, *S]`` (``[n, C, T, *S]`` with ``space_time``)."""
+    for name in (cfg.input, cfg.target):
+        if name not in arrays:
+            raise ConfigError(f"the data have no array {name!r}; they hold {sorted(arrays)}")
+
+    def pick(name, index):
+        values = arrays[name]
+        if data.has_time(name):
+            return values[:, _time_index(index, values.shape[1])]
+        return values[:, None]
+
+    x = pick(cfg.input, cfg.input_time_index)
+    y = pick(cfg.target, cfg.target_time_index)
+    if cfg.space_time:
+        if not data.has_time(cfg.target):
+            raise ConfigError(f"space_time needs a target with a time axis; {cfg.target!r} "
+                              "has none")
+        y = y[:, None]  # [n, 1, T, *S]
+        x = x[:, :, None].expand(-1, -1, y.shape[2], *x.shape[2:]).contiguous()
+    return x, y
+
+
+# ---- models -----------------------------------------------------------------------------------
+
+class NormalizedOperator(nn.Module):
+    """``decode(model(encode(x)))``: a model trained and evaluated in physical units."""
+
+    def __init__(self, model: nn.Module, inputs: nn.Module | None, outputs: nn.Module | None):
+        super().__init__()
+        self.model, self.inputs, self.outputs = model, inputs, outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inputs is not None:
+            x = self.inputs.encode(x)
+        y = self.model(x)
+        return self.outputs.decode(y) if self.outputs is not None else y
+
+
+def build(cfg: OperatorRunConfig, seed: int, x: torch.Tensor, y: torch.Tensor,
+          periodic: bool = True) -> nn.Module:
+    """The configured model for inputs like ``x`` and targets like ``y`` (``[n, C, *S]``), with
+    its normalisers fitted on them (a fresh model: load a checkpoint into it to restore one)."""
     torch.manual_seed(seed)
     params = cfg.model.model_dump()
-    return build_model(params.pop("name"), in_channels=1, out_channels=1, **params)
+    name = params.pop("name")
+    ndim = x.ndim - 2
+    cls = model_class(name)
+    if name in ("deeponet", "pod_deeponet"):
+        params = {"in_channels": x.shape[1], "grid": tuple(x.shape[2:]), **params}
+        if name == "deeponet" and "periodic" not in params:
+            params["periodic"] = periodic
+    elif name == "fno1d":
+        if ndim != 1:
+            raise ConfigError(f"fno1d takes 1D fields; these have {ndim} axes (use name: fno)")
+        params = {"in_channels": x.shape[1], "out_channels": y.shape[1], **params}
+    else:
+        params = {"ndim": ndim, "in_channels": x.shape[1], "out_channels": y.shape[1], **params}
+    try:
+        model = cls(**params)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model {name!r}: {err}") from None
+    if hasattr(model, "fit_basis"):
+        model.fit_basis(y)
+    norms = {"none": None, "global": GlobalNormalizer, "pointwise": PointwiseNormalizer}
+    kind = norms[cfg.normalizer]
+    if kind is None:
+        return model
+    return NormalizedOperator(model, kind().fit(x), kind().fit(y))
 
 
-def stages(cfg) -> list[Stage]:
-    return [Stage(**s.model_dump()) for s in cfg.training.stages]
+def stages(cfg, steps_per_epoch: int = 1) -> list[Stage]:
+    """The config's stages with ``epochs`` converted to optimiser steps."""
+    return cfg.training.to_stages(steps_per_epoch)
 
 
-def fit(name: str, cfg: OperatorRunConfig, run: RunConfig, train_u: torch.Tensor,
-        run_dir: Path, info: DistInfo, *, resume: bool, quiet: bool):
-    model = build(cfg, run.seed).to(info.device)
-    inputs, targets = _pairs(train_u, cfg)
+def _periodic(data: RunData) -> bool:
+    return str(data.attrs.get("boundary", "periodic")).startswith("periodic")
+
+
+# ---- physics ----------------------------------------------------------------------------------
+
+def pino_term(cfg: OperatorRunConfig, data: RunData):
+    """The PINO physics loss on predicted trajectories ``[B, 1, T, *S]``, or None."""
+    if cfg.pino is None or cfg.pino.weight == 0:
+        return None
+    if not cfg.space_time:
+        raise ConfigError("pino needs space_time: true (the residual is taken over predicted "
+                          "trajectories)")
+    from scidl.numerics.grids import PeriodicGrid
+    from scidl.pdes import make_pde, residual_loss
+
+    attrs = data.attrs
+    if "equation" not in attrs or "t" not in attrs:
+        raise ConfigError("pino needs the data's equation and times (a scidl trajectory file)")
+    pde = make_pde(attrs["equation"], **(attrs.get("parameters") or {}))
+    times = _time_index(cfg.target_time_index, len(attrs["t"]))
+    t = torch.as_tensor(attrs["t"], dtype=torch.float64)[times]
+    steps = torch.diff(t)
+    if len(t) < 5 or not torch.allclose(steps, steps[0].expand_as(steps), rtol=1e-6):
+        raise ConfigError("pino needs at least 5 equally spaced target times")
+    length = float(attrs.get("domain_length", 1.0))
+    weight, dt = cfg.pino.weight, float(steps[0])
+
+    def term(prediction: torch.Tensor) -> torch.Tensor:
+        u = prediction[:, 0]
+        grid = PeriodicGrid(tuple(u.shape[2:]), (length,) * (u.ndim - 2))
+        return weight * residual_loss(pde, u, dt, grid)
+
+    return term
+
+
+# ---- fit and evaluate -------------------------------------------------------------------------
+
+def fit(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData, run_dir: Path,
+        info: DistInfo, *, resume: bool, quiet: bool):
+    inputs, targets = pairs(cfg, data, data.train)
+    model = build(cfg, run.seed, inputs, targets, _periodic(data)).to(info.device)
+    ndim = targets.ndim - 2
     objective = FieldRegression(inputs, targets, batch_size=cfg.training.batch_size,
-                                loss=cfg.training.loss, seed=run.seed, device=info.device)
+                                loss=cfg.training.loss, seed=run.seed, device=info.device,
+                                ndim=ndim, physics=pino_term(cfg, data))
     result = train(
-        model, objective, stages(cfg),
+        model, objective, stages(cfg, objective.steps_per_epoch),
         checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=run.seed,
         dist_info=info, log_file=run_dir / "logs" / f"{name}.jsonl",
         options=TrainOptions(name=name, log_every=cfg.training.log_every,
@@ -51,29 +178,75 @@ def fit(name: str, cfg: OperatorRunConfig, run: RunConfig, train_u: torch.Tensor
     return model, result
 
 
+def restore(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
+            run_dir: Path) -> tuple[nn.Module, TrainResult]:
+    """A trained model from the run directory's checkpoint."""
+    from scidl.train import load_trained
+
+    inputs, targets = pairs(cfg, data, data.train)
+    model = build(cfg, run.seed, inputs, targets, _periodic(data))
+    return model, load_trained(model, run_dir / "checkpoints" / f"{name}.pt")
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, cfg: OperatorRunConfig, train_u: torch.Tensor,
-             test_u: torch.Tensor, result: TrainResult | None) -> OperatorOutcome:
-    model.eval()
+def _predict(model: nn.Module, x: torch.Tensor, chunk: int = 50) -> torch.Tensor:
     device = next(model.parameters()).device
+    return torch.cat([model(part.to(device)).cpu() for part in x.split(chunk)])
 
-    def errors(u):
-        inputs, targets = _pairs(u, cfg)
-        prediction = torch.cat([model(chunk.to(device)).cpu() for chunk in inputs.split(100)])
-        return relative_l2(prediction, targets), prediction[:, 0]
 
-    test_errors, prediction = errors(test_u)
-    train_errors, _ = errors(train_u)
+def _errors(model, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    prediction = _predict(model, x)
+    return relative_l2(prediction, y), prediction
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, cfg: OperatorRunConfig, data: RunData,
+             result: TrainResult | None) -> OperatorOutcome:
+    model.eval()
+    test_x, test_y = pairs(cfg, data, {k: data.strided(v, data.subsample)
+                                       for k, v in data.test.items()})
+    train_x, train_y = pairs(cfg, data, data.train)
+    test_errors, prediction = _errors(model, test_x, test_y)
+    train_errors, _ = _errors(model, train_x, train_y)
+    ndim = test_y.ndim - 2
+    h1 = relative_h1(prediction, test_y, ndim=ndim) if ndim <= 3 else None
     metrics = {
         "kind": "operator",
+        "model": cfg.model.name,
+        "resolution": list(test_y.shape[2:]),
         "test_rel_l2": float(test_errors.mean()),
         "test_rel_l2_median": float(test_errors.median()),
         "test_rel_l2_max": float(test_errors.max()),
+        "test_rel_h1": float(h1.mean()) if h1 is not None else None,
         "train_rel_l2": float(train_errors.mean()),
         "test_rel_l2_per_sample": [float(e) for e in test_errors],
         "parameters": count_parameters(model),
     }
+    by_resolution = {}
+    for stride in cfg.evaluate_subsample:
+        x, y = pairs(cfg, data, {k: data.strided(v, stride) for k, v in data.test.items()})
+        by_resolution["x".join(str(n) for n in y.shape[2:])] = _resolution_error(model, x, y)
+    for label, path in cfg.evaluate_paths.items():
+        arrays, _, _ = _read_file(path)
+        missing = {cfg.input, cfg.target} - set(arrays)
+        if missing:
+            raise DataError(f"evaluate_paths[{label!r}] lacks the array(s) {sorted(missing)}")
+        x, y = pairs(cfg, data, arrays)
+        by_resolution[label] = _resolution_error(model, x, y)
+    if by_resolution:
+        metrics["test_rel_l2_by_resolution"] = by_resolution
     if result is not None:
         metrics["steps"] = result.steps
         metrics["final_loss"] = result.history[-1]["loss"] if result.history else None
-    return OperatorOutcome(metrics, prediction, result)
+    return OperatorOutcome(metrics, test_x, test_y, prediction, result)
+
+
+def _resolution_error(model, x, y) -> float | None:
+    try:
+        errors, _ = _errors(model, x, y)
+    except (ValueError, RuntimeError) as err:  # e.g. a POD basis fixed to the training grid
+        if "resolution" in str(err) or "sensor" in str(err) or "grid" in str(err):
+            return None
+        raise
+    value = float(errors.mean())
+    return value if math.isfinite(value) else None

@@ -56,7 +56,7 @@ def fit(name: str, cfg: PINNRunConfig, run: RunConfig, dataset: FieldDataset,
     model = build(cfg, dataset, run.seed).to(info.device)
     objective = problem(cfg, run, dataset, test_u, info.device)
     result = train(
-        model, objective, [Stage(**s.model_dump()) for s in cfg.training.stages],
+        model, objective, cfg.training.to_stages(),
         checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=run.seed,
         dist_info=info, log_file=run_dir / "logs" / f"{name}.jsonl",
         options=TrainOptions(name=name, log_every=cfg.training.log_every,

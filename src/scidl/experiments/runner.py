@@ -10,7 +10,7 @@ import scidl
 from scidl.errors import ConfigError
 from scidl.experiments import operator, pinn
 from scidl.experiments.config import OperatorRunConfig, RunConfig, parse_config
-from scidl.experiments.datasets import load_run_dataset, prepare_dataset, split
+from scidl.experiments.datasets import RunData, load_data, prepare_data
 from scidl.experiments.dynamics import run_dynamics
 from scidl.experiments.dynamics_config import DynamicsRunConfig
 from scidl.experiments.rundir import (
@@ -57,22 +57,22 @@ def _carry_out(config: RunConfig, out: Path, info: DistInfo, *, resume: bool, qu
     timings: dict[str, float] = {}
     started = time.perf_counter()
     if info.is_main:
-        dataset = prepare_dataset(config.data, out, quiet=quiet)
+        data = prepare_data(config.data, out, quiet=quiet)
     barrier(info)
     if not info.is_main:
-        dataset = prepare_dataset(config.data, out, quiet=True)
+        data = prepare_data(config.data, out, quiet=True)
     timings["data"] = time.perf_counter() - started
-    train_u, test_u = split(dataset, config.data)
+    dataset, test_u = _trajectories(config, data)
 
     outcomes = {}
     for name, cfg in config.models.items():
         clock = time.perf_counter()
         if isinstance(cfg, OperatorRunConfig):
-            model, result = operator.fit(name, cfg, config, train_u, out, info,
+            model, result = operator.fit(name, cfg, config, data, out, info,
                                          resume=resume, quiet=quiet)
             timings[f"{name}.train"] = time.perf_counter() - clock
             clock = time.perf_counter()
-            outcomes[name] = operator.evaluate(model, cfg, train_u, test_u, result)
+            outcomes[name] = operator.evaluate(model, cfg, data, result)
         else:
             model, result = pinn.fit(name, cfg, config, dataset, test_u, out, info,
                                      resume=resume, quiet=quiet)
@@ -83,31 +83,49 @@ def _carry_out(config: RunConfig, out: Path, info: DistInfo, *, resume: bool, qu
         # Training time accumulated over interrupted and resumed sessions, from the checkpoint.
         timings[f"{name}.train_total"] = result.seconds
     if info.is_main:
-        metrics = collect_metrics(config, dataset, outcomes)
+        metrics = collect_metrics(config, data, outcomes)
         write_json(out / METRICS, metrics)
         clock = time.perf_counter()
         # The report shows the time up to its own start; timings.json adds the report itself.
         timings["total_before_report"] = clock - started
-        write_report(out, config, dataset, test_u, outcomes, metrics, timings)
+        write_report(out, config, data, outcomes, metrics, timings)
         timings["report"] = time.perf_counter() - clock
         timings["total"] = time.perf_counter() - started
         write_json(out / TIMINGS, timings)
     barrier(info)
 
 
-def collect_metrics(config: RunConfig, dataset, outcomes: dict) -> dict:
+def _trajectories(config: RunConfig, data: RunData):
+    """The trajectory dataset and test trajectories a PINN model needs (None without one)."""
+    if not any(not isinstance(cfg, OperatorRunConfig) for cfg in config.models.values()):
+        return data.trajectories, None
+    if data.trajectories is None or config.data.test_path is not None:
+        raise ConfigError("a pinn model needs trajectories u [n, T, N] from one file or recipe")
+    return data.trajectories, data.test["u"]
+
+
+def collect_metrics(config: RunConfig, data: RunData, outcomes: dict) -> dict:
     """The content of ``metrics.json`` (documented in docs/metrics.md)."""
+    first = next(iter(data.train.values()))
+    summary = {
+        "equation": data.attrs.get("equation", config.data.equation
+                                   if config.data.path is None else None),
+        "parameters": data.attrs.get("parameters", config.data.parameters
+                                     if config.data.path is None else {}),
+        "resolution": int(first.shape[-1]) * data.subsample,
+        "arrays": {k: list(v.shape[1:]) for k, v in data.train.items()},
+        "n_train": config.data.n_train,
+        "n_test": config.data.n_test,
+    }
+    if "u" in data.train and data.has_time("u"):
+        summary["times"] = int(data.train["u"].shape[1])
+    if data.subsample > 1:
+        summary["subsample"] = data.subsample
+        summary["training_resolution"] = int(first.shape[-1])
     return {
         "scidl_version": scidl.__version__,
         "seed": config.seed,
-        "data": {
-            "equation": dataset.attrs.get("equation", config.data.equation),
-            "parameters": dataset.attrs.get("parameters", config.data.parameters),
-            "resolution": int(dataset.u.shape[-1]),
-            "times": int(dataset.u.shape[1]),
-            "n_train": config.data.n_train,
-            "n_test": config.data.n_test,
-        },
+        "data": summary,
         "models": {name: outcome.metrics for name, outcome in outcomes.items()},
     }
 
@@ -119,18 +137,17 @@ def evaluate_run(run_dir: str | Path) -> dict:
     if isinstance(config, DynamicsRunConfig):
         raise ConfigError(f"{str(run_dir)!r} is a dynamics run; it has no checkpoints to "
                           "evaluate (rerun its config instead)")
-    dataset = load_run_dataset(config.data, run_dir)
-    train_u, test_u = split(dataset, config.data)
+    data = load_data(config.data, run_dir)
+    dataset, test_u = _trajectories(config, data)
     outcomes = {}
     for name, cfg in config.models.items():
         checkpoint = run_dir / "checkpoints" / f"{name}.pt"
         if isinstance(cfg, OperatorRunConfig):
-            model = operator.build(cfg, config.seed)
-            result = load_trained(model, checkpoint)
-            outcomes[name] = operator.evaluate(model, cfg, train_u, test_u, result)
+            model, result = operator.restore(name, cfg, config, data, run_dir)
+            outcomes[name] = operator.evaluate(model, cfg, data, result)
         else:
             model = pinn.build(cfg, dataset, config.seed)
             result = load_trained(model, checkpoint)
             outcomes[name] = pinn.evaluate(model, cfg, config, dataset, test_u, result)
-    return collect_metrics(config, dataset, outcomes)
+    return collect_metrics(config, data, outcomes)
 

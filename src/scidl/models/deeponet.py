@@ -9,6 +9,8 @@ gives a basis over query points ``y``; the operator is queried at arbitrary poin
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -101,3 +103,69 @@ class PODDeepONet(FittedBuffersModule):
         if self.mean.numel() == 0:
             raise RuntimeError("POD-DeepONet has no basis yet: call fit_basis(train_targets)")
         return self.mean + self.branch(u) @ self.basis.T / self.basis.shape[0] ** 0.5
+
+
+def _grid_points(shape: tuple[int, ...], periodic: bool, dtype, device) -> torch.Tensor:
+    """Coordinates of a unit grid ``shape``, ``[prod(shape), len(shape)]``: ``i / n`` on a
+    periodic grid, the nodes ``i / (n - 1)`` (both ends included) otherwise."""
+    axes = [torch.arange(n, dtype=dtype, device=device) / n if periodic
+            else torch.linspace(0.0, 1.0, n, dtype=dtype, device=device) for n in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(shape))
+
+
+def _sensor_values(u: torch.Tensor, grid: tuple[int, ...], periodic: bool,
+                   name: str) -> torch.Tensor:
+    """``[B, C, *S]`` fields read at the sensor grid (every k-th point of a finer grid)."""
+    check_ndim(u, (2 + len(grid),), f"{name} input", "[B, C, *S]")
+    index = []
+    for n, m in zip(u.shape[2:], grid):
+        nested = n % m == 0 if periodic else (m > 1 and (n - 1) % (m - 1) == 0)
+        if not nested:
+            raise ValueError(f"{name} reads its input on a grid of {grid} points; a grid of "
+                             f"{tuple(u.shape[2:])} does not contain it")
+        index.append(slice(None, None, n // m if periodic else (n - 1) // (m - 1)))
+    return u[(Ellipsis, *index)].reshape(u.shape[0], -1)
+
+
+class GridDeepONet(nn.Module):
+    """A :class:`DeepONet` between gridded fields: ``[B, C, *S] -> [B, 1, *S]``.
+
+    The branch reads the input on the training grid ``grid`` (a finer grid that contains it is
+    subsampled); the trunk is queried at the points of the output's grid, which takes the
+    input's shape, so the model predicts on any finer grid (unit coordinates: ``i / n`` on
+    ``periodic`` grids, nodes ``i / (n - 1)`` otherwise).
+    """
+
+    def __init__(self, in_channels: int, grid: tuple[int, ...], basis: int = 64,
+                 width: int = 128, hidden_layers: int = 3, activation: str = "gelu",
+                 periodic: bool = True):
+        super().__init__()
+        self.grid, self.periodic = tuple(grid), periodic
+        sensors = in_channels * math.prod(self.grid)
+        self.net = DeepONet(sensors, len(self.grid), basis, width, hidden_layers, activation)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        sensors = _sensor_values(u, self.grid, self.periodic, "GridDeepONet")
+        y = _grid_points(tuple(u.shape[2:]), self.periodic, u.dtype, u.device)
+        return self.net(sensors, y).reshape(u.shape[0], 1, *u.shape[2:])
+
+
+class GridPODDeepONet(nn.Module):
+    """A :class:`PODDeepONet` between gridded fields on the training grid:
+    ``[B, C, *S] -> [B, 1, *S]``; :meth:`fit_basis` takes targets ``[N, 1, *S]``."""
+
+    def __init__(self, in_channels: int, grid: tuple[int, ...], modes: int = 32,
+                 width: int = 128, hidden_layers: int = 3, activation: str = "gelu"):
+        super().__init__()
+        self.grid = tuple(grid)
+        self.net = PODDeepONet(in_channels * math.prod(self.grid), modes, width, hidden_layers,
+                               activation)
+
+    def fit_basis(self, targets: torch.Tensor) -> torch.Tensor:
+        return self.net.fit_basis(targets.reshape(targets.shape[0], -1))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if tuple(u.shape[2:]) != self.grid:
+            raise ValueError(f"POD-DeepONet predicts on its training grid {self.grid}, not on "
+                             f"{tuple(u.shape[2:])}")
+        return self.net(u.reshape(u.shape[0], -1)).reshape(u.shape[0], 1, *self.grid)

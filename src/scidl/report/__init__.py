@@ -4,15 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from scidl.report import plots
 from scidl.report.html import render_report
 
 
-def write_report(out: Path, config, dataset, test_u, outcomes: dict, metrics: dict,
+def _operator_figure(name: str, outcome, samples: int, path: Path) -> Path:
+    """Predictions of an operator model on a few test samples: curves for 1D fields, images
+    for 2D fields, and the last time of a space-time (or 3D) field."""
+    m = outcome.metrics
+    k = min(samples, outcome.inputs.shape[0])
+    x_in, y, p = outcome.inputs[:k, 0], outcome.targets[:k, 0], outcome.prediction[:k, 0]
+    errors = m["test_rel_l2_per_sample"][:k]
+    title = f"{name}: mean test rel. L2 {m['test_rel_l2']:.2e}"
+    while y.ndim > 3:  # [S, T, X, Y] or [S, X, Y, Z]: the last slice of the first axis
+        x_in, y, p = x_in[:, -1], y[:, -1], p[:, -1]
+        title += " (last slice)"
+    if y.ndim == 2:
+        grid = torch.arange(y.shape[-1]) / y.shape[-1]
+        return plots.operator_predictions(grid, x_in, y, p, errors, title, path)
+    return plots.field_panels(x_in, y, p, errors, title, path)
+
+
+def write_report(out: Path, config, data, outcomes: dict, metrics: dict,
                  timings: dict) -> Path:
     """Draw the run's figures into ``out/figures`` and write ``out/report.html``."""
     figures_dir = out / "figures"
-    x, t = dataset.x, dataset.t
+    dataset = data.trajectories
+    x, t = (dataset.x, dataset.t) if dataset is not None else (None, None)
+    test_u = data.test.get("u")
     figures = []
     histories = {name: o.train_result.history for name, o in outcomes.items()
                  if o.train_result is not None and o.train_result.history}
@@ -22,13 +43,8 @@ def write_report(out: Path, config, dataset, test_u, outcomes: dict, metrics: di
     for name, outcome in outcomes.items():
         m = outcome.metrics
         if m["kind"] == "operator":
-            cfg = config.models[name]
-            k = min(config.report.samples, test_u.shape[0])
-            figures.append((f"{name}: test predictions at T", plots.operator_predictions(
-                x, test_u[:k, cfg.input_time_index], test_u[:k, cfg.target_time_index],
-                outcome.prediction[:k], m["test_rel_l2_per_sample"][:k],
-                f"{name}: mean test rel. L2 {m['test_rel_l2']:.2e}",
-                figures_dir / f"{name}_predictions.png")))
+            figures.append((f"{name}: test predictions", _operator_figure(
+                name, outcome, config.report.samples, figures_dir / f"{name}_predictions.png")))
         else:
             pinn_samples[name] = m["sample"]
             figures.append((f"{name}: space-time solution of test trajectory {m['sample']}",
@@ -43,7 +59,9 @@ def write_report(out: Path, config, dataset, test_u, outcomes: dict, metrics: di
         for name, outcome in outcomes.items():
             m = outcome.metrics
             if m["kind"] == "operator":
-                predictions[name] = outcome.prediction[sample]
+                if outcome.prediction.ndim != 3:
+                    continue
+                predictions[name] = outcome.prediction[sample, -1]
                 parts.append(f"{name} {m['test_rel_l2_per_sample'][sample]:.2e}")
             elif name == pinn_name:
                 predictions[name] = outcome.prediction[-1]
@@ -53,14 +71,13 @@ def write_report(out: Path, config, dataset, test_u, outcomes: dict, metrics: di
             figures_dir / f"comparison_{pinn_name}.png")))
         comparison = (f"On test trajectory {sample}, relative L2 error of u(x, T): "
                       + ", ".join(parts) + ".")
-    attrs = dataset.attrs
-    summary = (f"{attrs.get('equation', '?')} {attrs.get('parameters', '')}, "
-               f"{dataset.u.shape[0]} trajectories of {dataset.u.shape[1]} times on "
-               f"{dataset.u.shape[-1]} points ({config.data.n_train} train / "
-               f"{config.data.n_test} test); solver: {attrs.get('solver', 'n/a')} at "
-               f"{attrs.get('solver_resolution', 'n/a')} points, dt {attrs.get('dt', 'n/a')}; "
-               f"initial conditions {attrs.get('initial_condition', 'n/a')}; seed "
-               f"{attrs.get('seed', 'n/a')}.")
+    tables = {name: o.metrics["test_rel_l2_by_resolution"] for name, o in outcomes.items()
+              if o.metrics.get("test_rel_l2_by_resolution")}
+    if tables:
+        figures.append(("Test error by evaluation resolution", plots.resolution_errors(
+            tables, "zero-shot evaluation at other resolutions",
+            figures_dir / "resolutions.png")))
+    summary = data.describe(config.data.n_train, config.data.n_test)
     return render_report(out, name=config.name, seed=config.seed, metrics=metrics,
                          timings=timings, figures=figures, config=config.to_dict(),
                          data_summary=summary, comparison=comparison)

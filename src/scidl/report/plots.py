@@ -141,3 +141,44 @@ def curves(panels: list[tuple[str, dict[str, tuple[list[float], list[float]]]]],
     axes[0, 0].set_title(title)
     axes[-1, 0].set_xlabel(xlabel)
     return _save(fig, path)
+
+
+def field_panels(inputs: torch.Tensor, targets: torch.Tensor, predictions: torch.Tensor,
+                 errors: list[float], title: str, path: Path) -> Path:
+    """Input, reference, prediction and error images of a few 2D test samples, ``[S, X, Y]``
+    each (one row per sample; the first input channel is shown)."""
+    n = inputs.shape[0]
+    fig, axes = plt.subplots(n, 4, figsize=(11.5, 2.8 * n), squeeze=False)
+    for i in range(n):
+        ref = targets[i]
+        vmin, vmax = float(ref.min()), float(ref.max())
+        panels = [(inputs[i], "input", "viridis", None),
+                  (ref, "reference", "RdBu_r", (vmin, vmax)),
+                  (predictions[i], "prediction", "RdBu_r", (vmin, vmax)),
+                  (predictions[i] - ref, f"error (rel. L2 {errors[i]:.2e})", "PuOr", None)]
+        for ax, (field, label, cmap, limits) in zip(axes[i], panels):
+            image = ax.imshow(field.T, origin="lower", cmap=cmap,
+                              **({"vmin": limits[0], "vmax": limits[1]} if limits else {}))
+            ax.set_title(f"test {i}: {label}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def resolution_errors(table: dict[str, dict[str, float | None]], title: str, path: Path) -> Path:
+    """Test error against evaluation resolution, one line per model (zero-shot
+    super-resolution)."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, errors in table.items():
+        labels = [k for k, v in errors.items() if v is not None]
+        ax.plot(range(len(labels)), [errors[k] for k in labels], marker="o", label=name)
+        ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel("evaluation grid")
+    ax.set_ylabel("mean test rel. L2")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _save(fig, path)

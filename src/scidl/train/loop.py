@@ -44,7 +44,8 @@ class Stage:
         optimizer: ``adam``, ``adamw`` or ``lbfgs`` (strong-Wolfe line search).
         steps: optimiser steps in this stage (for L-BFGS: iterations).
         lr: (initial) learning rate.
-        schedule: ``cosine`` (to zero over the stage), ``step`` (halve every quarter) or
+        schedule: ``cosine`` (to zero over the stage), ``step`` (halve every quarter),
+            ``onecycle`` (warm up to ``lr`` over 30% of the stage, then anneal; Smith 2018) or
             ``constant``.
         weight_decay: for ``adam`` / ``adamw``.
     """
@@ -99,6 +100,9 @@ def _make_schedule(stage: Stage, optimizer) -> torch.optim.lr_scheduler.LRSchedu
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(stage.steps, 1))
     if stage.schedule == "step" and stage.optimizer != "lbfgs":
         return torch.optim.lr_scheduler.StepLR(optimizer, max(stage.steps // 4, 1), gamma=0.5)
+    if stage.schedule == "onecycle" and stage.optimizer != "lbfgs":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=stage.lr,
+                                                   total_steps=max(stage.steps, 1))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 

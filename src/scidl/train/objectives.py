@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from scidl.errors import ShapeError
-from scidl.metrics import relative_l2
+from scidl.metrics import relative_h1, relative_l2
 
-LOSSES = ("relative_l2", "mse")
+LOSSES = ("relative_l2", "mse", "relative_h1")
 
 
 class FieldRegression:
@@ -22,13 +22,19 @@ class FieldRegression:
         inputs: ``[N, C_in, *S]`` input fields.
         targets: ``[N, C_out, *S]`` target fields.
         batch_size: global batch size (divisible by the number of ranks).
-        loss: ``relative_l2`` (mean over the batch, as in the FNO paper) or ``mse``.
+        loss: ``relative_l2`` (mean over the batch, as in the FNO paper), ``mse`` or
+            ``relative_h1`` (the spectral Sobolev norm of :func:`scidl.metrics.relative_h1`
+            over the last ``ndim`` dims: errors in gradients weigh in).
         seed: seed of the shuffling.
         device: where batches are sent.
+        ndim: spatial dims of a field (for ``relative_h1``; default all after the channel).
+        physics: an optional extra term ``physics(prediction) -> scalar`` added to the loss
+            (e.g. the PINO residual) and logged as ``physics``.
     """
 
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, *, batch_size: int,
-                 loss: str = "relative_l2", seed: int = 0, device: torch.device | str = "cpu"):
+                 loss: str = "relative_l2", seed: int = 0, device: torch.device | str = "cpu",
+                 ndim: int | None = None, physics=None):
         if inputs.shape[0] != targets.shape[0]:
             raise ShapeError(
                 f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)} must have the "
@@ -42,6 +48,8 @@ class FieldRegression:
             )
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.loss_name, self.seed = batch_size, loss, seed
+        self.ndim = ndim if ndim is not None else targets.ndim - 2
+        self.physics = physics
         self.device = torch.device(device)
         self.steps_per_epoch = inputs.shape[0] // batch_size
         self._permutation: tuple[int, torch.Tensor] | None = None
@@ -67,5 +75,12 @@ class FieldRegression:
         x, y = batch
         prediction = model(x)
         if self.loss_name == "mse":
-            return (prediction - y).pow(2).mean(), {}
-        return relative_l2(prediction, y).mean(), {}
+            data = (prediction - y).pow(2).mean()
+        elif self.loss_name == "relative_h1":
+            data = relative_h1(prediction, y, ndim=self.ndim).mean()
+        else:
+            data = relative_l2(prediction, y).mean()
+        if self.physics is None:
+            return data, {}
+        physics = self.physics(prediction)
+        return data + physics, {"data": data.detach(), "physics": physics.detach()}
