@@ -12,10 +12,9 @@ from torch import nn
 
 from scidl.data.normalizers import GlobalNormalizer, PointwiseNormalizer
 from scidl.errors import ConfigError, DataError
-from scidl.experiments.config import OperatorRunConfig, RunConfig
+from scidl.experiments.config import OperatorRunConfig, RunConfig, model_class
 from scidl.experiments.datasets import RunData, _read_file
 from scidl.metrics import relative_h1, relative_l2
-from scidl.experiments.config import model_class
 from scidl.models import count_parameters
 from scidl.train import DistInfo, FieldRegression, Stage, TrainOptions, TrainResult, train
 

@@ -13,7 +13,7 @@ from scidl.metrics import relative_l2
 from scidl.models import MLP, count_parameters
 from scidl.pdes import make_pde
 from scidl.pinn import LossWeights, PINNProblem, SpaceTimeNetwork
-from scidl.train import DistInfo, Stage, TrainOptions, TrainResult, train
+from scidl.train import DistInfo, TrainOptions, TrainResult, train
 
 
 @dataclass
