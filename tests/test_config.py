@@ -39,7 +39,7 @@ def test_defaults_are_filled():
     assert cfg.name == "run" and cfg.seed == 0 and cfg.device == "auto"
     assert cfg.data.path is None
     assert cfg.data.resolution == 128 and cfg.data.n_times == 11 and cfg.data.t_final == 1.0
-    assert cfg.data.parameters == {"nu": 0.1}
+    assert cfg.data.parameters == {}  # the family's defaults (Burgers: nu = 0.1)
     assert (cfg.data.n_train, cfg.data.n_test) == (1000, 100)
     fno = cfg.models["fno"]
     assert fno.model.name == "fno1d" and fno.model.modes == 16 and fno.model.width == 64

@@ -38,7 +38,7 @@ class DataConfig(_Strict):
     path: str | None = None
     test_path: str | None = None
     equation: str = "burgers"
-    parameters: dict[str, float] = Field(default_factory=lambda: {"nu": 0.1})
+    parameters: dict[str, float] = Field(default_factory=dict)  # the family's defaults
     initial_condition: InitialConditionConfig = InitialConditionConfig()
     resolution: int = Field(128, ge=8)
     solver_resolution: int | None = Field(None, ge=8)
@@ -97,6 +97,7 @@ class TrainingConfig(_Strict):
     stages: list[StageConfig] = Field(default_factory=lambda: [StageConfig()], min_length=1)
     batch_size: int = Field(20, ge=1)
     loss: Literal["relative_l2", "mse", "relative_h1"] = "relative_l2"
+    augment: list[Literal["shift", "reflect", "odd_reflect"]] = Field(default_factory=list)
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(200, ge=1)
 
@@ -186,13 +187,15 @@ class OperatorRunConfig(_Strict):
     """A neural operator mapping an input field to a target field.
 
     For trajectories, ``input_time_index`` and ``target_time_index`` pick times (a list of
-    indices stacks several as channels); a field without a time axis (Darcy's ``a`` and ``u``)
+    indices stacks several as channels, a string ``"start:stop"`` is a slice); a field without a time axis (Darcy's ``a`` and ``u``)
     is used whole. ``space_time`` learns the whole target trajectory as one field over
     ``(t, *x)`` (the FNO paper's FNO-3D), the input repeated along time. ``normalizer``
     standardises inputs and targets with statistics of the training set (``global``: one mean
     and std per channel; ``pointwise``: per grid point, the paper's Darcy setting, only at the
     training resolution). ``evaluate_subsample`` and ``evaluate_paths`` add test errors at
-    other resolutions (zero-shot super-resolution).
+    other resolutions (zero-shot super-resolution). ``init`` starts from the weights of a
+    finished run's checkpoint (e.g. ``runs/darcy85/checkpoints/fno.pt``: fine-tuning a model
+    trained on a coarser grid, or a curriculum).
     """
 
     kind: Literal["operator"]
@@ -200,18 +203,22 @@ class OperatorRunConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     input: str = "u"
     target: str = "u"
-    input_time_index: int | list[int] = 0
-    target_time_index: int | list[int] = -1
+    input_time_index: int | list[int] | str = 0
+    target_time_index: int | list[int] | str = -1
     space_time: bool = False
     normalizer: Literal["none", "global", "pointwise"] = "none"
     pino: PINOConfig | None = None
     evaluate_subsample: list[int] = Field(default_factory=list)
     evaluate_paths: dict[str, str] = Field(default_factory=dict)
+    init: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> OperatorRunConfig:
         if any(k < 1 for k in self.evaluate_subsample):
             raise ValueError("evaluate_subsample strides must be positive")
+        if self.space_time and self.training.augment:
+            raise ValueError("training.augment acts on spatial axes; it does not apply to "
+                             "space_time fields")
         if self.normalizer == "pointwise" and (self.evaluate_subsample or self.evaluate_paths):
             raise ValueError("a pointwise normalizer only applies at the training resolution; "
                              "use normalizer: global to evaluate at other resolutions")

@@ -162,11 +162,17 @@ def pino_term(cfg: OperatorRunConfig, data: RunData):
 def fit(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData, run_dir: Path,
         info: DistInfo, *, resume: bool, quiet: bool):
     inputs, targets = pairs(cfg, data, data.train)
-    model = build(cfg, run.seed, inputs, targets, _periodic(data)).to(info.device)
+    model = build(cfg, run.seed, inputs, targets, _periodic(data))
+    if cfg.init is not None:
+        from scidl.train import load_trained
+
+        load_trained(model, cfg.init)
+    model = model.to(info.device)
     ndim = targets.ndim - 2
     objective = FieldRegression(inputs, targets, batch_size=cfg.training.batch_size,
                                 loss=cfg.training.loss, seed=run.seed, device=info.device,
-                                ndim=ndim, physics=pino_term(cfg, data))
+                                ndim=ndim, physics=pino_term(cfg, data),
+                                augment=tuple(cfg.training.augment))
     result = train(
         model, objective, stages(cfg, objective.steps_per_epoch),
         checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=run.seed,

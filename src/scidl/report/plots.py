@@ -157,7 +157,7 @@ def field_panels(inputs: torch.Tensor, targets: torch.Tensor, predictions: torch
                   (predictions[i], "prediction", "RdBu_r", (vmin, vmax)),
                   (predictions[i] - ref, f"error (rel. L2 {errors[i]:.2e})", "PuOr", None)]
         for ax, (field, label, cmap, limits) in zip(axes[i], panels):
-            image = ax.imshow(field.T, origin="lower", cmap=cmap,
+            image = ax.imshow(field.T.numpy(), origin="lower", cmap=cmap,
                               **({"vmin": limits[0], "vmax": limits[1]} if limits else {}))
             ax.set_title(f"test {i}: {label}", fontsize=8)
             ax.set_xticks([])

@@ -9,6 +9,7 @@ from scidl.errors import ShapeError
 from scidl.metrics import relative_h1, relative_l2
 
 LOSSES = ("relative_l2", "mse", "relative_h1")
+AUGMENTATIONS = ("shift", "reflect", "odd_reflect")
 
 
 class FieldRegression:
@@ -30,11 +31,16 @@ class FieldRegression:
         ndim: spatial dims of a field (for ``relative_h1``; default all after the channel).
         physics: an optional extra term ``physics(prediction) -> scalar`` added to the loss
             (e.g. the PINO residual) and logged as ``physics``.
+        augment: symmetries of the map applied at random to each training pair (input and
+            target alike), exact data augmentation for equations on periodic grids:
+            ``shift`` (a random periodic translation), ``reflect`` (``u(x) -> u(-x)``) and
+            ``odd_reflect`` (``u(x) -> -u(-x)``, a symmetry of Burgers, KdV and KS). Drawn
+            from ``(seed, step)``, so runs stay reproducible.
     """
 
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, *, batch_size: int,
                  loss: str = "relative_l2", seed: int = 0, device: torch.device | str = "cpu",
-                 ndim: int | None = None, physics=None):
+                 ndim: int | None = None, physics=None, augment: tuple[str, ...] = ()):
         if inputs.shape[0] != targets.shape[0]:
             raise ShapeError(
                 f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)} must have the "
@@ -50,6 +56,12 @@ class FieldRegression:
         self.batch_size, self.loss_name, self.seed = batch_size, loss, seed
         self.ndim = ndim if ndim is not None else targets.ndim - 2
         self.physics = physics
+        unknown = set(augment) - set(AUGMENTATIONS)
+        if unknown:
+            raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; use {AUGMENTATIONS}")
+        if "reflect" in augment and "odd_reflect" in augment:
+            raise ValueError("choose one of reflect and odd_reflect")
+        self.augment = tuple(augment)
         self.device = torch.device(device)
         self.steps_per_epoch = inputs.shape[0] // batch_size
         self._permutation: tuple[int, torch.Tensor] | None = None
@@ -69,7 +81,27 @@ class FieldRegression:
         index = self._epoch_permutation(epoch)[offset * self.batch_size:
                                                (offset + 1) * self.batch_size]
         index = index[rank::world_size]
-        return self.inputs[index].to(self.device), self.targets[index].to(self.device)
+        x, y = self.inputs[index], self.targets[index]
+        if self.augment:
+            x, y = self._augmented(x, y, step, index.shape[0])
+        return x.to(self.device), y.to(self.device)
+
+    def _augmented(self, x: torch.Tensor, y: torch.Tensor, step: int, n: int):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * step + 1)
+        dims = tuple(range(-self.ndim, 0))
+        if "shift" in self.augment:
+            shifts = [torch.randint(0, x.shape[d], (n,), generator=generator) for d in dims]
+            x = torch.stack([torch.roll(x[i], [int(s[i]) for s in shifts], dims)
+                             for i in range(n)])
+            y = torch.stack([torch.roll(y[i], [int(s[i]) for s in shifts], dims)
+                             for i in range(n)])
+        for kind, sign in (("reflect", 1.0), ("odd_reflect", -1.0)):
+            if kind in self.augment:
+                flip = (torch.rand(n, generator=generator) < 0.5).view(n, *[1] * (x.ndim - 1))
+                # x -> -x on a periodic grid: index i -> (N - i) mod N
+                x = torch.where(flip, sign * torch.roll(x.flip(dims), [1] * self.ndim, dims), x)
+                y = torch.where(flip, sign * torch.roll(y.flip(dims), [1] * self.ndim, dims), y)
+        return x, y
 
     def loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, y = batch
