@@ -143,10 +143,12 @@ def test_relative_h1_loss_weighs_gradient_errors():
     target = torch.sin(2 * torch.pi * grid)[None, None]
     wiggle = 0.01 * torch.sin(2 * torch.pi * 20 * grid)[None, None]
     shift = 0.01 * torch.sin(2 * torch.pi * grid)[None, None]
-    objective = FieldRegression(target, target, batch_size=1, loss="relative_h1")
-    h1 = [float(objective.loss(lambda _: target + e, (target, target))[0])
-          for e in (wiggle, shift)]
-    l2 = [float(FieldRegression(target, target, batch_size=1).loss(
-        lambda _: target + e, (target, target))[0]) for e in (wiggle, shift)]
+
+    def loss(kind, error):
+        objective = FieldRegression(target, target, batch_size=1, loss=kind)
+        return float(objective.loss(lambda _: target + error, (target, target))[0])
+
+    h1 = [loss("relative_h1", e) for e in (wiggle, shift)]
+    l2 = [loss("relative_l2", e) for e in (wiggle, shift)]
     assert l2[0] == pytest.approx(l2[1], rel=1e-9)  # equal in L2 ...
     assert h1[0] > 10 * h1[1]  # ... but the high-frequency error is far larger in H1
