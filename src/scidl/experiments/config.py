@@ -188,8 +188,9 @@ class OperatorRunConfig(_Strict):
 
     For trajectories, ``input_time_index`` and ``target_time_index`` pick times (a list of
     indices stacks several as channels, a string ``"start:stop"`` is a slice); a field without
-    a time axis (Darcy's ``a`` and ``u``) is used whole. ``space_time`` learns the whole target trajectory as one field over
-    ``(t, *x)`` (the FNO paper's FNO-3D), the input repeated along time. ``normalizer``
+    a time axis (Darcy's ``a`` and ``u``) is used whole. ``space_time`` learns the whole
+    target trajectory as one field over ``(t, *x)`` (the FNO paper's FNO-3D), the input
+    repeated along time. ``normalizer``
     standardises inputs and targets with statistics of the training set (``global``: one mean
     and std per channel; ``pointwise``: per grid point, the paper's Darcy setting, only at the
     training resolution). ``evaluate_subsample`` and ``evaluate_paths`` add test errors at
