@@ -60,19 +60,39 @@ def load_yaml(name: str) -> dict:
 
 
 def execute(raw: dict, runs_dir: Path, label: str) -> tuple[dict, float, Path]:
-    """Run a config (a dict) into runs_dir/label; returns metrics, seconds and the directory."""
+    """Run a config (a dict) into runs_dir/label; returns metrics, training seconds and the
+    directory. An existing run of the same config is resumed (a finished one is only
+    re-evaluated), so an interrupted benchmark continues where it stopped."""
     out = runs_dir / label
-    started = time.perf_counter()
-    run(parse_config(raw), out, overwrite=True, quiet=True)
-    seconds = time.perf_counter() - started
+    config = parse_config(raw)
+    resume = (out / "config.yaml").exists()
+    try:
+        run(config, out, resume=resume, quiet=True)
+    except Exception as err:  # a different config in the same folder: start again
+        if not resume or "config" not in str(err):
+            raise
+        run(config, out, overwrite=True, quiet=True)
     metrics = json.loads((out / "metrics.json").read_text())
-    print(f"  {label}: {seconds:.0f} s", flush=True)
+    timings = json.loads((out / "timings.json").read_text())
+    seconds = sum(v for k, v in timings.items() if k.endswith(".train_total"))
+    print(f"  {label}: trained {seconds:.0f} s", flush=True)
     return metrics, seconds, out
 
 
 def set_epochs(raw: dict, model: str, epochs: int) -> None:
     for stage in raw["models"][model]["training"]["stages"]:
         stage["epochs"] = epochs
+
+
+def finetune(raw: dict, model: str, checkpoint: Path, epochs: int, lr: float) -> None:
+    """Start ``model`` from ``checkpoint`` and train ``epochs`` more at a small cosine-decayed
+    learning rate (a warm-up to the full rate would undo the coarse training)."""
+    spec = raw["models"][model]
+    spec["init"] = str(checkpoint)
+    stage = spec["training"]["stages"][0]
+    spec["training"]["stages"] = [{"optimizer": stage.get("optimizer", "adam"), "epochs": epochs,
+                                   "lr": lr, "weight_decay": stage.get("weight_decay", 0.0),
+                                   "schedule": "cosine"}]
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -118,8 +138,8 @@ def task_burgers(args, nu: float = 1e-3, resolutions=(256, 512, 1024, 2048, 4096
         fno = raw["models"]["fno"]
         fno["evaluate_subsample"] = [8192 // r for r in resolutions if r >= s]
         if coarse_checkpoint is not None:
-            fno["init"] = str(coarse_checkpoint)
-            set_epochs(raw, "fno", 2 if args.quick else args.finetune_epochs)
+            finetune(raw, "fno", coarse_checkpoint, 1 if args.quick else args.finetune_epochs,
+                     args.finetune_lr)
         metrics, seconds, out = execute(raw, args.runs_dir, f"{tag}-s{s}")
         m = metrics["models"]["fno"]
         epochs = fno["training"]["stages"][0]["epochs"]
@@ -153,8 +173,8 @@ def task_darcy(args) -> dict:
     fine_raw["name"] = "darcy-s141"
     fine_raw["data"]["path"] = str(fine)
     fine_raw["models"]["fno"]["evaluate_paths"] = {}
-    fine_raw["models"]["fno"]["init"] = str(out85 / "checkpoints" / "fno.pt")
-    set_epochs(fine_raw, "fno", 1 if args.quick else args.darcy_finetune_epochs)
+    finetune(fine_raw, "fno", out85 / "checkpoints" / "fno.pt",
+             1 if args.quick else args.darcy_finetune_epochs, args.finetune_lr)
     m141, sec141, _ = execute(fine_raw, args.runs_dir, "darcy-s141")
     m141 = m141["models"]["fno"]
     rows.append({"s": 141, "test_rel_l2": m141["test_rel_l2"],
@@ -166,9 +186,139 @@ def task_darcy(args) -> dict:
             "zero_shot_85_to_141": m85.get("test_rel_l2_by_resolution", {}).get("141x141")}
 
 
+def ns_file(data_dir: Path, n: int) -> Path:
+    """n vorticity trajectories, nu = 1e-3, 64 x 64, saved every t = 1 up to T = 50."""
+    path = data_dir / f"navier_stokes_nu1e-3_64_T50_n{n}.h5"
+    if not path.exists():
+        recipe = TrajectoryRecipe.build("navier_stokes", {"nu": 1e-3}, resolution=64,
+                                        t_final=50.0, n_times=51)
+        print(f"generating {path.name}", flush=True)
+        write_trajectories(recipe, n, path)
+    return path
+
+
+def task_navier_stokes(args) -> dict:
+    n_train, n_test = (8, 4) if args.quick else (args.ns_train, args.ns_test)
+    path = ns_file(args.data_dir, n_train + n_test)
+    raw = load_yaml("fno_navier_stokes.yaml")
+    raw["data"] = {"path": str(path), "n_train": n_train, "n_test": n_test}
+    for name in raw["models"]:
+        set_epochs(raw, name, 1 if args.quick else args.ns_epochs)
+        if args.quick:
+            raw["models"][name]["training"]["batch_size"] = 4
+    metrics, seconds, out = execute(raw, args.runs_dir, "navier-stokes")
+    rows = []
+    for name, m in metrics["models"].items():
+        log = [json.loads(line) for line in (out / "logs" / f"{name}.jsonl").read_text()
+               .splitlines()]
+        per_epoch = max(n_train // raw["models"][name]["training"]["batch_size"], 1)
+        curve = {}
+        for entry in log:  # mean training loss (rel. L2 over the rollout) per epoch
+            curve.setdefault(entry["step"] // per_epoch, []).append(entry["loss"])
+        rows.append({"model": name, "test_rel_l2": m["test_rel_l2"],
+                     "train_rel_l2": m["train_rel_l2"], "parameters": m["parameters"],
+                     "paper": PAPER["navier-stokes"][name],
+                     "train_loss_by_epoch": {int(k): sum(v) / len(v) for k, v in curve.items()}})
+    return {"task": "navier-stokes", "n_train": n_train, "n_test": n_test,
+            "epochs": 1 if args.quick else args.ns_epochs, "seconds_training": seconds,
+            "config": "configs/fno_navier_stokes.yaml", "rows": rows}
+
+
+def task_deeponet(args) -> dict:
+    """DeepONet and POD-DeepONet on the Burgers (s = 256) and Darcy (85 x 85) data of the
+    burgers and darcy tasks, next to the FNO numbers those tasks recorded."""
+    n_train, n_test = (100, 20) if args.quick else (1000, 100)
+    suffix = "_quick" if args.quick else ""
+    rows = []
+    for family, config, data in (
+        ("burgers", "deeponet_burgers.yaml",
+         {"path": str(burgers_file(args.data_dir, 1e-3, n_train + n_test)), "subsample": 32}),
+        ("darcy", "deeponet_darcy.yaml",
+         {"path": str(darcy_files(args.data_dir, n_train + n_test)[0])}),
+    ):
+        raw = load_yaml(config)
+        raw["data"] = {**data, "n_train": n_train, "n_test": n_test}
+        if args.quick:
+            for name in raw["models"]:
+                set_epochs(raw, name, 2)
+        metrics, seconds, _ = execute(raw, args.runs_dir, f"deeponet-{family}")
+        fno_file = HERE / "results" / f"fno_paper_{family}{suffix}.json"
+        fno = None
+        if fno_file.exists():
+            fno = json.loads(fno_file.read_text())["rows"][0]["test_rel_l2"]
+        for name, m in metrics["models"].items():
+            rows.append({"data": family, "model": name, "test_rel_l2": m["test_rel_l2"],
+                         "parameters": m["parameters"],
+                         "by_resolution": m.get("test_rel_l2_by_resolution", {})})
+        rows.append({"data": family, "model": "fno (from the task above)", "test_rel_l2": fno})
+    return {"task": "deeponet", "n_train": n_train, "n_test": n_test, "rows": rows}
+
+
+def task_speedup(args) -> dict:
+    """FNO inference against scidl's solver at the FNO's accuracy, per sample, on one thread.
+
+    The trained Burgers FNO of each resolution s (runs of the burgers task) predicts u(T) for
+    the test set in batches of 100; the solver's grid and step are calibrated to a tolerance
+    equal to the FNO's test error, and it solves the same 100 initial states (timed after
+    calibration). The solver's own error against the stored data is reported next to it.
+    """
+    from scidl.data import calibrate
+    from scidl.data.generate import solve_chunk
+    from scidl.experiments import load_config
+    from scidl.experiments.datasets import load_data
+    from scidl.experiments.operator import restore
+    from scidl.metrics import relative_l2
+
+    rows = []
+    for s in args.speedup_resolutions:
+        run_dir = args.runs_dir / f"burgers-s{s}"
+        if not (run_dir / "metrics.json").exists():
+            print(f"  no trained model in {run_dir}; run the burgers task first", flush=True)
+            continue
+        config = load_config(run_dir / "config.yaml")
+        cfg = config.models["fno"]
+        data = load_data(config.data, run_dir)
+        model, _ = restore("fno", cfg, config, data, run_dir)
+        model.eval()
+        x = data.strided(data.test["u"][:, :1], data.subsample)
+        y = data.strided(data.test["u"][:, 1:], data.subsample)
+        with torch.no_grad():
+            model(x[:10])
+            started = time.perf_counter()
+            prediction = torch.cat([model(part) for part in x.split(100)])
+            fno_seconds = (time.perf_counter() - started) / x.shape[0]
+        fno_error = float(relative_l2(prediction, y).mean())
+        recipe = TrajectoryRecipe.build("burgers", {"nu": 1e-3, "setting": "fno-repository"},
+                                        resolution=s, solver_resolution=8192, n_times=2,
+                                        tolerance=fno_error)
+        n_train = config.data.n_train
+        calibrated = calibrate(recipe, 4)
+        # the test states are samples n_train .. n_train + n_test of the dataset: regenerate
+        # their chunk and time the solve of the whole chunk (its samples cost the same)
+        chunk = n_train // recipe.chunk_size
+        started = time.perf_counter()
+        solved = solve_chunk(calibrated, chunk, recipe.chunk_size, s)
+        solver_seconds = (time.perf_counter() - started) / recipe.chunk_size
+        offset = n_train - chunk * recipe.chunk_size
+        count = min(recipe.chunk_size - offset, y.shape[0])
+        solver_error = float(relative_l2(solved[offset:offset + count, -1:],
+                                         y[:count]).mean())
+        rows.append({"s": s, "fno_seconds_per_sample": fno_seconds, "fno_rel_l2": fno_error,
+                     "solver_compute_resolution": calibrated.compute_resolution,
+                     "solver_dt": calibrated.dt, "solver_seconds_per_sample": solver_seconds,
+                     "solver_rel_l2": solver_error,
+                     "speedup": solver_seconds / fno_seconds})
+        print(f"  s = {s}: FNO {fno_seconds * 1e3:.2f} ms ({fno_error:.4f}), solver "
+              f"{solver_seconds * 1e3:.2f} ms ({solver_error:.4f}) on "
+              f"{calibrated.compute_resolution} points: {solver_seconds / fno_seconds:.1f}x",
+              flush=True)
+    return {"task": "speedup", "rows": rows}
+
+
 TASKS = {"burgers": task_burgers,
          "burgers-text": lambda args: task_burgers(args, nu=0.1, resolutions=(256, 1024)),
-         "darcy": task_darcy}
+         "darcy": task_darcy, "navier-stokes": task_navier_stokes,
+         "deeponet": task_deeponet, "speedup": task_speedup}
 
 
 def main() -> int:
@@ -177,9 +327,15 @@ def main() -> int:
                         help=f"tasks to run: {', '.join(TASKS)}")
     parser.add_argument("--quick", action="store_true", help="tiny data and epochs (smoke run)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--finetune-epochs", type=int, default=20,
+    parser.add_argument("--finetune-epochs", type=int, default=2,
                         help="Burgers: epochs at each s > 256, starting from the s = 256 model")
-    parser.add_argument("--darcy-finetune-epochs", type=int, default=10)
+    parser.add_argument("--darcy-finetune-epochs", type=int, default=5)
+    parser.add_argument("--finetune-lr", type=float, default=3e-4)
+    parser.add_argument("--ns-train", type=int, default=200)
+    parser.add_argument("--ns-test", type=int, default=50)
+    parser.add_argument("--ns-epochs", type=int, default=10)
+    parser.add_argument("--speedup-resolutions", type=int, nargs="*",
+                        default=[256, 1024, 8192])
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "bench-data")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench")
     args = parser.parse_args()

@@ -152,3 +152,65 @@ def test_relative_h1_loss_weighs_gradient_errors():
     l2 = [loss("relative_l2", e) for e in (wiggle, shift)]
     assert l2[0] == pytest.approx(l2[1], rel=1e-9)  # equal in L2 ...
     assert h1[0] > 10 * h1[1]  # ... but the high-frequency error is far larger in H1
+
+
+def test_rollout_feeds_predictions_back_and_trains_through_the_whole_rollout(tmp_path):
+    from scidl.experiments.operator import Rollout
+
+    torch.manual_seed(0)
+    step = torch.nn.Conv1d(2, 1, 3, padding=1, padding_mode="circular").double()
+    model = Rollout(step, steps=3)
+    x = torch.randn(2, 2, 8, dtype=torch.float64)
+    window, expected = x, []
+    for _ in range(3):
+        nxt = step(window)
+        expected.append(nxt)
+        window = torch.cat([window[:, 1:], nxt], 1)
+    assert torch.allclose(model(x), torch.cat(expected, 1))
+
+    raw = _config({"ar": {"kind": "operator", "rollout": True, "input_time_index": [0, 1],
+                          "target_time_index": "2:6", "normalizer": "global",
+                          "model": {"name": "fno1d", "modes": 3, "width": 6, "layers": 1},
+                          "training": TRAINING}})
+    out = run(parse_config(raw), tmp_path / "run", quiet=True)
+    metrics = json.loads((out / "metrics.json").read_text())["models"]["ar"]
+    assert metrics["resolution"] == [32] and metrics["test_rel_l2"] < float("inf")
+    bad = copy.deepcopy(raw)
+    bad["models"]["ar"]["target_time_index"] = [3, 4]
+    with pytest.raises(ConfigError, match="consecutive"):
+        run(parse_config(bad), tmp_path / "bad", quiet=True)
+
+
+def test_fno_pads_only_the_axes_it_is_asked_to():
+    from scidl.models import FNO
+
+    torch.manual_seed(1)
+    model = FNO(ndim=2, modes=2, width=4, layers=1, grid_channels=False,
+                padding=[0, 3]).double()
+    u = torch.randn(1, 1, 8, 6, dtype=torch.float64)
+    # periodic along the first axis (not padded), not along the second
+    assert torch.allclose(model(torch.roll(u, 2, 2)), torch.roll(model(u), 2, 2), atol=1e-12)
+    assert not torch.allclose(model(torch.roll(u, 2, 3)), torch.roll(model(u), 2, 3), atol=1e-6)
+
+
+def test_pino_term_vanishes_on_the_solver_data_and_trains_a_space_time_fno(tmp_path):
+    from scidl.experiments.datasets import prepare_data
+    from scidl.experiments.operator import pairs, pino_term
+
+    data_cfg = {"resolution": 64, "solver_resolution": 64, "t_final": 0.2, "n_times": 21,
+                "initial_condition": {"sigma": 25.0, "tau": 5.0, "gamma": 4.0},
+                "n_train": 8, "n_test": 4, "parameters": {"nu": 0.1}}
+    model = {"kind": "operator", "space_time": True, "target_time_index": "0:21",
+             "pino": {"weight": 0.5},
+             "model": {"name": "fno", "modes": [4, 4], "width": 6, "layers": 1,
+                       "padding": [4, 0]},
+             "training": {**TRAINING, "log_every": 1}}
+    config = parse_config(_config({"pino": model}, data_cfg))
+    data = prepare_data(config.data, tmp_path / "data", quiet=True)
+    _, targets = pairs(config.models["pino"], data, data.train)
+    term = pino_term(config.models["pino"], data)
+    assert float(term(targets)) < 1e-6  # the solver's own trajectories satisfy the PDE
+    assert float(term(targets + 0.05 * torch.randn_like(targets))) > 1e-3
+    out = run(config, tmp_path / "run", quiet=True)
+    log = [json.loads(line) for line in (out / "logs" / "pino.jsonl").read_text().splitlines()]
+    assert all("physics" in entry and "data" in entry for entry in log)

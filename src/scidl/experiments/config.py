@@ -148,6 +148,8 @@ class ModelConfig(_Strict):
             if key not in accepted:
                 raise ValueError(f"{UNKNOWN_OPTION}{key}|{self.name} takes {sorted(accepted)}")
             default = signature[key].default
+            if isinstance(value, list) and "tuple" in str(signature[key].annotation):
+                continue  # one value per axis
             for kind, words in ((bool, "true or false"), (int, "an integer"),
                                 (float, "a number (float)"), (str, "a string")):
                 if type(default) is kind:
@@ -190,7 +192,9 @@ class OperatorRunConfig(_Strict):
     indices stacks several as channels, a string ``"start:stop"`` is a slice); a field without
     a time axis (Darcy's ``a`` and ``u``) is used whole. ``space_time`` learns the whole
     target trajectory as one field over ``(t, *x)`` (the FNO paper's FNO-3D), the input
-    repeated along time. ``normalizer``
+    repeated along time. ``rollout`` learns one step from the input times as history (the
+    paper's recurrent FNO-2D) and predicts the target times by feeding predictions back, in
+    training too (backpropagation through the whole rollout). ``normalizer``
     standardises inputs and targets with statistics of the training set (``global``: one mean
     and std per channel; ``pointwise``: per grid point, the paper's Darcy setting, only at the
     training resolution). ``evaluate_subsample`` and ``evaluate_paths`` add test errors at
@@ -207,6 +211,7 @@ class OperatorRunConfig(_Strict):
     input_time_index: int | list[int] | str = 0
     target_time_index: int | list[int] | str = -1
     space_time: bool = False
+    rollout: bool = False
     normalizer: Literal["none", "global", "pointwise"] = "none"
     pino: PINOConfig | None = None
     evaluate_subsample: list[int] = Field(default_factory=list)
@@ -217,6 +222,8 @@ class OperatorRunConfig(_Strict):
     def _consistent(self) -> OperatorRunConfig:
         if any(k < 1 for k in self.evaluate_subsample):
             raise ValueError("evaluate_subsample strides must be positive")
+        if self.space_time and self.rollout:
+            raise ValueError("choose one of space_time and rollout")
         if self.space_time and self.training.augment:
             raise ValueError("training.augment acts on spatial axes; it does not apply to "
                              "space_time fields")

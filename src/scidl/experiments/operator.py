@@ -59,6 +59,16 @@ def pairs(cfg: OperatorRunConfig, data: RunData,
 
     x = pick(cfg.input, cfg.input_time_index)
     y = pick(cfg.target, cfg.target_time_index)
+    if cfg.rollout:
+        if not (data.has_time(cfg.input) and data.has_time(cfg.target)):
+            raise ConfigError("rollout needs trajectories for input and target")
+        steps = arrays[cfg.input].shape[1]
+        history = [i % steps for i in _time_index(cfg.input_time_index, steps)]
+        future = [i % steps for i in _time_index(cfg.target_time_index, steps)]
+        expected = list(range(history[-1] + 1, history[-1] + 1 + len(future)))
+        if history != list(range(history[0], history[-1] + 1)) or future != expected:
+            raise ConfigError("rollout needs consecutive input times followed by consecutive "
+                              f"target times, got {history} and {future}")
     if cfg.space_time:
         if not data.has_time(cfg.target):
             raise ConfigError(f"space_time needs a target with a time axis; {cfg.target!r} "
@@ -69,6 +79,23 @@ def pairs(cfg: OperatorRunConfig, data: RunData,
 
 
 # ---- models -----------------------------------------------------------------------------------
+
+class Rollout(nn.Module):
+    """A one-step model ``[B, k, *S] -> [B, 1, *S]`` (the last ``k`` states to the next) rolled
+    out autoregressively: ``[B, k, *S] -> [B, steps, *S]``, each prediction fed back."""
+
+    def __init__(self, step: nn.Module, steps: int):
+        super().__init__()
+        self.step, self.steps = step, steps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        window, out = x, []
+        for _ in range(self.steps):
+            nxt = self.step(window)
+            out.append(nxt)
+            window = torch.cat([window[:, 1:], nxt], dim=1)
+        return torch.cat(out, dim=1)
+
 
 class NormalizedOperator(nn.Module):
     """``decode(model(encode(x)))``: a model trained and evaluated in physical units."""
@@ -88,6 +115,9 @@ def build(cfg: OperatorRunConfig, seed: int, x: torch.Tensor, y: torch.Tensor,
           periodic: bool = True) -> nn.Module:
     """The configured model for inputs like ``x`` and targets like ``y`` (``[n, C, *S]``), with
     its normalisers fitted on them (a fresh model: load a checkpoint into it to restore one)."""
+    if cfg.rollout:
+        return Rollout(build(cfg.model_copy(update={"rollout": False}), seed, x, y[:, :1],
+                             periodic), steps=y.shape[1])
     torch.manual_seed(seed)
     params = cfg.model.model_dump()
     name = params.pop("name")
@@ -138,11 +168,11 @@ def pino_term(cfg: OperatorRunConfig, data: RunData):
     from scidl.pdes import make_pde, residual_loss
 
     attrs = data.attrs
-    if "equation" not in attrs or "t" not in attrs:
+    if "equation" not in attrs or data.trajectories is None:
         raise ConfigError("pino needs the data's equation and times (a scidl trajectory file)")
     pde = make_pde(attrs["equation"], **(attrs.get("parameters") or {}))
-    times = _time_index(cfg.target_time_index, len(attrs["t"]))
-    t = torch.as_tensor(attrs["t"], dtype=torch.float64)[times]
+    all_times = data.trajectories.t.to(torch.float64)
+    t = all_times[_time_index(cfg.target_time_index, len(all_times))]
     steps = torch.diff(t)
     if len(t) < 5 or not torch.allclose(steps, steps[0].expand_as(steps), rtol=1e-6):
         raise ConfigError("pino needs at least 5 equally spaced target times")
@@ -152,7 +182,7 @@ def pino_term(cfg: OperatorRunConfig, data: RunData):
     def term(prediction: torch.Tensor) -> torch.Tensor:
         u = prediction[:, 0]
         grid = PeriodicGrid(tuple(u.shape[2:]), (length,) * (u.ndim - 2))
-        return weight * residual_loss(pde, u, dt, grid)
+        return weight * residual_loss(pde, u, dt, grid).mean()
 
     return term
 

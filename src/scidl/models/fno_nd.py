@@ -219,9 +219,10 @@ class FNO(nn.Module):
         modes: Fourier modes kept per axis and layer (one number, or one per axis).
         width, layers: channels of the hidden representation; number of Fourier layers.
         grid_channels: append the coordinates as input channels.
-        padding: points of zeros appended to every axis after lifting and cropped before
-            projecting (the paper's padding for non-periodic problems such as Darcy flow): the
-            Fourier layers then see a periodic extension instead of wrapping the field around.
+        padding: points of zeros appended to every axis (or one count per axis) after lifting
+            and cropped before projecting (the paper's padding for non-periodic problems such
+            as Darcy flow, or the time axis of FNO-3D): the Fourier layers then see a periodic
+            extension instead of wrapping the field around.
         projection: hidden channels of the two-layer pointwise projection (default
             ``2 * width``; the paper uses 128).
         factorization, rank: the spectral weights' factorisation (see :class:`SpectralConv`).
@@ -232,12 +233,15 @@ class FNO(nn.Module):
 
     def __init__(self, ndim: int = 2, in_channels: int = 1, out_channels: int = 1,
                  modes: int | tuple[int, ...] = 12, width: int = 32, layers: int = 4,
-                 grid_channels: bool = True, padding: int = 0, projection: int | None = None,
-                 factorization: Factorization = "dense", rank: int = 16):
+                 grid_channels: bool = True, padding: int | tuple[int, ...] = 0,
+                 projection: int | None = None, factorization: Factorization = "dense",
+                 rank: int = 16):
         super().__init__()
-        if ndim < 1 or padding < 0:
-            raise ValueError(f"need ndim >= 1 and padding >= 0, got {ndim} and {padding}")
-        self.padding = padding
+        pads = (padding,) * ndim if isinstance(padding, int) else tuple(padding)
+        if ndim < 1 or len(pads) != ndim or min(pads) < 0:
+            raise ValueError(f"need ndim >= 1 and one padding >= 0 per axis, got {ndim} and "
+                             f"{padding}")
+        self.padding = pads
         self.ndim, self.in_channels, self.grid_channels = ndim, in_channels, grid_channels
         lift_in = in_channels + (ndim if grid_channels else 0)
         self.lift = nn.Linear(lift_in, width)
@@ -269,12 +273,14 @@ class FNO(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         sizes = u.shape[2:]
         v = self.lift(self._inputs(u))  # [B, *S, width]
-        if self.padding:
-            v = nn.functional.pad(v, (0, 0) + (0, self.padding) * self.ndim)
+        if any(self.padding):
+            # F.pad lists the last axis first: channels, then the spatial axes backwards
+            spec = [0, 0] + [q for p in reversed(self.padding) for q in (0, p)]
+            v = nn.functional.pad(v, spec)
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise)):
             v = spectral.channels_last(v) + pointwise(v)
             if i < len(self.spectral) - 1:
                 v = nn.functional.gelu(v)
-        if self.padding:
+        if any(self.padding):
             v = v[(slice(None), *(slice(0, n) for n in sizes))]
         return self.project(v).movedim(-1, 1)
