@@ -79,3 +79,35 @@ def test_pod_deeponet_basis_spans_low_rank_targets_exactly():
     assert torch.equal(fresh(u), model(u))
     with pytest.raises(RuntimeError, match="fit_basis"):
         PODDeepONet(sensors=4, modes=3)(torch.zeros(1, 4))
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_grid_deeponet_reads_its_sensors_from_finer_grids_and_queries_any_grid(periodic):
+    from scidl.models.deeponet import GridDeepONet
+
+    torch.manual_seed(0)
+    coarse, fine = (8, 32) if periodic else (9, 33)
+    model = GridDeepONet(1, (coarse,), basis=6, width=16, hidden_layers=1,
+                         periodic=periodic).double()
+    axis = (torch.arange(fine) / fine if periodic else torch.linspace(0, 1, fine)).double()
+    u_fine = torch.sin(2 * torch.pi * axis)[None, None]
+    stride = fine // coarse if periodic else (fine - 1) // (coarse - 1)
+    u_coarse = u_fine[..., ::stride]
+    out_fine, out_coarse = model(u_fine), model(u_coarse)
+    assert out_fine.shape == (1, 1, fine) and out_coarse.shape == (1, 1, coarse)
+    # the same function at the shared points: the fine query contains the coarse one
+    assert torch.allclose(out_fine[..., ::stride], out_coarse, atol=1e-12)
+    with pytest.raises(ValueError, match="does not contain"):
+        model(u_fine[..., :fine - 3])
+
+
+def test_grid_pod_deeponet_fits_its_basis_on_grids_and_refuses_other_grids():
+    from scidl.models.deeponet import GridPODDeepONet
+
+    torch.manual_seed(1)
+    targets = torch.randn(20, 1, 6, 5, dtype=torch.float64)
+    model = GridPODDeepONet(2, (6, 5), modes=4, width=8).double()
+    model.fit_basis(targets)
+    assert model(torch.randn(3, 2, 6, 5, dtype=torch.float64)).shape == (3, 1, 6, 5)
+    with pytest.raises(ValueError, match="training grid"):
+        model(torch.randn(3, 2, 12, 10, dtype=torch.float64))
