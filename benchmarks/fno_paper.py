@@ -9,7 +9,8 @@ Tasks (see ../shared/PROTOCOLS.md for the data):
   finer ones start from it and are fine-tuned at s for ``--finetune-epochs`` (a coarse-to-fine
   curriculum: a full training at 8,192 points costs 32x as much per epoch on these CPUs). The
   s = 256 model is also evaluated zero-shot at every finer grid (super-resolution).
-* ``burgers-text``: the paper's text setting (nu = 0.1), the same table at s = 256 and 1,024.
+* ``burgers-text``: the paper's text setting (nu = 0.1), the same table at s = 256 and 1,024
+  (``--text-epochs``, 50 by default: this setting is easy).
 * ``darcy``: 85 x 85 and 141 x 141 nodes subsampled from 421 x 421 (configs/fno_darcy.yaml);
   the 141 model is fine-tuned from the 85 one; zero-shot 85 -> 141 is reported too.
 * ``deeponet``: DeepONet and POD-DeepONet against the FNO on the same Burgers (s = 256) and
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import sys
 import time
@@ -126,9 +128,11 @@ def task_burgers(args, nu: float = 1e-3, resolutions=(256, 512, 1024, 2048, 4096
     path = burgers_file(args.data_dir, nu, n_train + n_test)
     base = load_yaml("fno_burgers.yaml")
     base["data"] = {"path": str(path), "n_train": n_train, "n_test": n_test}
+    tag = "burgers" if nu == 1e-3 else "burgers-text"
     if args.quick:
         set_epochs(base, "fno", 2)
-    tag = "burgers" if nu == 1e-3 else "burgers-text"
+    elif nu != 1e-3:
+        set_epochs(base, "fno", args.text_epochs)
     rows, zero_shot = [], {}
     coarse_checkpoint = None
     for s in resolutions:
@@ -264,6 +268,7 @@ def task_speedup(args) -> dict:
     """
     from scidl.data import calibrate
     from scidl.data.generate import solve_chunk
+    from scidl.errors import DivergenceError
     from scidl.experiments import load_config
     from scidl.experiments.datasets import load_data
     from scidl.experiments.operator import restore
@@ -296,9 +301,14 @@ def task_speedup(args) -> dict:
         # the test states are samples n_train .. n_train + n_test of the dataset: regenerate
         # their chunk and time the solve of the whole chunk (its samples cost the same)
         chunk = n_train // recipe.chunk_size
-        started = time.perf_counter()
-        solved = solve_chunk(calibrated, chunk, recipe.chunk_size, s)
-        solver_seconds = (time.perf_counter() - started) / recipe.chunk_size
+        while True:  # a step calibrated on 4 probes may be unstable for some of 64 samples
+            try:
+                started = time.perf_counter()
+                solved = solve_chunk(calibrated, chunk, recipe.chunk_size, s)
+                solver_seconds = (time.perf_counter() - started) / recipe.chunk_size
+                break
+            except DivergenceError:
+                calibrated = dataclasses.replace(calibrated, dt=calibrated.dt / 2)
         offset = n_train - chunk * recipe.chunk_size
         count = min(recipe.chunk_size - offset, y.shape[0])
         solver_error = float(relative_l2(solved[offset:offset + count, -1:],
@@ -317,20 +327,22 @@ def task_speedup(args) -> dict:
 
 TASKS = {"burgers": task_burgers,
          "burgers-text": lambda args: task_burgers(args, nu=0.1, resolutions=(256, 1024)),
-         "darcy": task_darcy, "navier-stokes": task_navier_stokes,
-         "deeponet": task_deeponet, "speedup": task_speedup}
+         "darcy": task_darcy, "deeponet": task_deeponet, "speedup": task_speedup,
+         "navier-stokes": task_navier_stokes}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tasks", nargs="*", default=["burgers", "burgers-text", "darcy"],
-                        help=f"tasks to run: {', '.join(TASKS)}")
+    parser.add_argument("tasks", nargs="*", default=list(TASKS),
+                        help=f"tasks to run (default all, in this order): {', '.join(TASKS)}")
     parser.add_argument("--quick", action="store_true", help="tiny data and epochs (smoke run)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--finetune-epochs", type=int, default=2,
                         help="Burgers: epochs at each s > 256, starting from the s = 256 model")
     parser.add_argument("--darcy-finetune-epochs", type=int, default=5)
     parser.add_argument("--finetune-lr", type=float, default=3e-4)
+    parser.add_argument("--text-epochs", type=int, default=50,
+                        help="burgers-text: epochs at s = 256 (the easy setting)")
     parser.add_argument("--ns-train", type=int, default=200)
     parser.add_argument("--ns-test", type=int, default=50)
     parser.add_argument("--ns-epochs", type=int, default=10)
