@@ -214,3 +214,14 @@ def test_pino_term_vanishes_on_the_solver_data_and_trains_a_space_time_fno(tmp_p
     out = run(config, tmp_path / "run", quiet=True)
     log = [json.loads(line) for line in (out / "logs" / "pino.jsonl").read_text().splitlines()]
     assert all("physics" in entry and "data" in entry for entry in log)
+
+
+def test_a_file_config_round_trips_with_its_subsample_and_test_path():
+    raw = _config({"fno": {"kind": "operator"}},
+                  {"path": "train.h5", "test_path": "test.h5", "subsample": 4, "n_train": 3,
+                   "n_test": 2})
+    config = parse_config(raw)
+    resolved = config.to_dict()
+    assert resolved["data"] == {"path": "train.h5", "test_path": "test.h5", "n_train": 3,
+                                "n_test": 2, "subsample": 4}
+    assert parse_config(resolved) == config

@@ -295,8 +295,7 @@ class RunConfig(_Strict):
         """
         resolved = self.model_dump(mode="json")
         if self.data.path is not None:
-            resolved["data"] = {k: v for k, v in resolved["data"].items()
-                                if k in ("path", "n_train", "n_test")}
+            resolved["data"] = {k: v for k, v in resolved["data"].items() if k in FILE_KEYS}
         return resolved
 
 
