@@ -24,7 +24,7 @@ CONFIGS = {name: REPO / "configs" / f"neuralop_{name}16.yaml" for name in ("darc
 
 
 def _operators_dir() -> Path:
-    """neuraloperator's example sets under ``$SCIDL_DATA`` (``make test`` sets it); skip if absent."""
+    """neuraloperator's example sets in ``$SCIDL_DATA/operators``; skip if absent."""
     root = os.environ.get("SCIDL_DATA")
     if not root:
         pytest.skip("SCIDL_DATA is not set: neuraloperator's example sets "
