@@ -397,7 +397,7 @@ def markdown(result: dict) -> str:
              f"{speed['width']}, {speed['layers']} layers; forward + backward + Adam; median "
              f"of {speed['repeats']} interleaved rounds)",
              "",
-             "| model | parameters | ms / step (median) | ms (min) |",
+             "| model | real parameters | ms / step (median) | ms (min) |",
              "|---|---:|---:|---:|"]
     for row in speed["rows"].values():
         lines.append(f"| {row['model']} | {row['parameters']:,} | {row['ms_median']:.1f} | "
@@ -412,7 +412,7 @@ def markdown(result: dict) -> str:
         lines += ["", f"## {title}: test relative L2, {study['epochs']} epochs, "
                       f"{study['n_train']} training samples, "
                       f"{'mean ± std over ' + str(seeds) + ' seeds' if seeds > 1 else '1 seed'}",
-                  "", "| library | parameters | " + " | ".join(labels) + " | s / run |",
+                  "", "| library | real parameters | " + " | ".join(labels) + " | s / run |",
                   "|---|---:|" + "---:|" * len(labels) + "---:|"]
         for lib in ("neuralop", "scidl"):
             side = study[lib]
