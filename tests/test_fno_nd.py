@@ -152,3 +152,24 @@ def test_factorised_spectral_weights_act_as_their_reconstructed_dense_weight(fac
     model = FNO(ndim=2, modes=3, width=4, layers=1, factorization=factorization, rank=2).double()
     model(torch.randn(1, 1, 8, 8, dtype=torch.float64)).square().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_fractional_padding_pads_the_same_share_of_the_domain_at_every_resolution():
+    torch.manual_seed(6)
+    model = FNO(ndim=1, modes=3, width=5, layers=2, grid_channels=False,
+                padding=0.25).double()
+    coarse, _ = _plane_wave((16,), (1,))
+    fine, _ = _plane_wave((64,), (1,))
+    # 4 of 16 and 16 of 64 points: the same padded domain, so a smooth input gives the same
+    # function (up to the pointwise layers' resolution of the padding edge)
+    with torch.no_grad():
+        out_coarse, out_fine = model(coarse[None, None]), model(fine[None, None])
+    points = FNO(ndim=1, modes=3, width=5, layers=2, grid_channels=False, padding=4).double()
+    points.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(points(coarse[None, None]), out_coarse, atol=1e-12)
+        fixed_error = float((points(fine[None, None])[..., ::4] - out_coarse).abs().max())
+    fraction_error = float((out_fine[..., ::4] - out_coarse).abs().max())
+    assert fraction_error < 0.5 * fixed_error
+    with pytest.raises(ValueError, match="fraction"):
+        FNO(ndim=1, padding=1.5)

@@ -148,8 +148,11 @@ class ModelConfig(_Strict):
             if key not in accepted:
                 raise ValueError(f"{UNKNOWN_OPTION}{key}|{self.name} takes {sorted(accepted)}")
             default = signature[key].default
-            if isinstance(value, list) and "tuple" in str(signature[key].annotation):
+            annotation = str(signature[key].annotation)
+            if isinstance(value, list) and "tuple" in annotation:
                 continue  # one value per axis
+            if isinstance(value, float) and "float" in annotation:
+                continue
             for kind, words in ((bool, "true or false"), (int, "an integer"),
                                 (float, "a number (float)"), (str, "a string")):
                 if type(default) is kind:

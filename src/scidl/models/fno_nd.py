@@ -219,10 +219,13 @@ class FNO(nn.Module):
         modes: Fourier modes kept per axis and layer (one number, or one per axis).
         width, layers: channels of the hidden representation; number of Fourier layers.
         grid_channels: append the coordinates as input channels.
-        padding: points of zeros appended to every axis (or one count per axis) after lifting
-            and cropped before projecting (the paper's padding for non-periodic problems such
-            as Darcy flow, or the time axis of FNO-3D): the Fourier layers then see a periodic
-            extension instead of wrapping the field around.
+        padding: zeros appended to every axis (or one value per axis) after lifting and
+            cropped before projecting (the paper's padding for non-periodic problems such as
+            Darcy flow, or the time axis of FNO-3D): the Fourier layers then see a periodic
+            extension instead of wrapping the field around. An int is a number of points; a
+            float in ``(0, 1)`` is a fraction of the axis (``round(f * n)`` points), which
+            keeps the padded domain the same at every resolution, as zero-shot evaluation on
+            finer grids needs.
         projection: hidden channels of the two-layer pointwise projection (default
             ``2 * width``; the paper uses 128).
         factorization, rank: the spectral weights' factorisation (see :class:`SpectralConv`).
@@ -233,14 +236,16 @@ class FNO(nn.Module):
 
     def __init__(self, ndim: int = 2, in_channels: int = 1, out_channels: int = 1,
                  modes: int | tuple[int, ...] = 12, width: int = 32, layers: int = 4,
-                 grid_channels: bool = True, padding: int | tuple[int, ...] = 0,
+                 grid_channels: bool = True,
+                 padding: int | float | tuple[int | float, ...] = 0,
                  projection: int | None = None, factorization: Factorization = "dense",
                  rank: int = 16):
         super().__init__()
-        pads = (padding,) * ndim if isinstance(padding, int) else tuple(padding)
-        if ndim < 1 or len(pads) != ndim or min(pads) < 0:
-            raise ValueError(f"need ndim >= 1 and one padding >= 0 per axis, got {ndim} and "
-                             f"{padding}")
+        pads = (padding,) * ndim if isinstance(padding, (int, float)) else tuple(padding)
+        if ndim < 1 or len(pads) != ndim or min(pads) < 0 or any(
+                isinstance(p, float) and p >= 1 for p in pads):
+            raise ValueError(f"need ndim >= 1 and one padding per axis, points >= 0 or a "
+                             f"fraction in [0, 1), got {ndim} and {padding}")
         self.padding = pads
         self.ndim, self.in_channels, self.grid_channels = ndim, in_channels, grid_channels
         lift_in = in_channels + (ndim if grid_channels else 0)
@@ -273,14 +278,16 @@ class FNO(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         sizes = u.shape[2:]
         v = self.lift(self._inputs(u))  # [B, *S, width]
-        if any(self.padding):
+        pads = [round(p * n) if isinstance(p, float) else p
+                for p, n in zip(self.padding, sizes)]
+        if any(pads):
             # F.pad lists the last axis first: channels, then the spatial axes backwards
-            spec = [0, 0] + [q for p in reversed(self.padding) for q in (0, p)]
+            spec = [0, 0] + [q for p in reversed(pads) for q in (0, p)]
             v = nn.functional.pad(v, spec)
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise)):
             v = spectral.channels_last(v) + pointwise(v)
             if i < len(self.spectral) - 1:
                 v = nn.functional.gelu(v)
-        if any(self.padding):
+        if any(pads):
             v = v[(slice(None), *(slice(0, n) for n in sizes))]
         return self.project(v).movedim(-1, 1)
