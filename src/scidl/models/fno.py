@@ -43,7 +43,8 @@ class FNO1d(FNO):
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, modes: int = 16,
-                 width: int = 64, layers: int = 4, grid_channel: bool = True, padding: int | float = 0,
+                 width: int = 64, layers: int = 4, grid_channel: bool = True,
+                 padding: int | float = 0,
                  projection: int | None = None, factorization: Factorization = "dense",
                  rank: int = 16):
         super().__init__(ndim=1, in_channels=in_channels, out_channels=out_channels,
