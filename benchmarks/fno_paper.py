@@ -269,8 +269,6 @@ def task_speedup(args) -> dict:
     calibration). The solver's own error against the stored data is reported next to it.
     """
     from scidl.data import calibrate
-    from scidl.data.generate import solve_chunk
-    from scidl.errors import DivergenceError
     from scidl.experiments import load_config
     from scidl.experiments.datasets import load_data
     from scidl.experiments.operator import restore
@@ -303,14 +301,7 @@ def task_speedup(args) -> dict:
         # the test states are samples n_train .. n_train + n_test of the dataset: regenerate
         # their chunk and time the solve of the whole chunk (its samples cost the same)
         chunk = n_train // recipe.chunk_size
-        while True:  # a step calibrated on 4 probes may be unstable for some of 64 samples
-            try:
-                started = time.perf_counter()
-                solved = solve_chunk(calibrated, chunk, recipe.chunk_size, s)
-                solver_seconds = (time.perf_counter() - started) / recipe.chunk_size
-                break
-            except DivergenceError:
-                calibrated = dataclasses.replace(calibrated, dt=calibrated.dt / 2)
+        solved, solver_seconds, calibrated = _timed_solve(calibrated, chunk, s)
         offset = n_train - chunk * recipe.chunk_size
         count = min(recipe.chunk_size - offset, y.shape[0])
 
@@ -322,14 +313,7 @@ def task_speedup(args) -> dict:
         # the paper's comparison: the solver on the output grid itself (s points), its step
         # calibrated to the same tolerance
         same = calibrate(dataclasses.replace(recipe, compute_resolution=s), 4)
-        while True:
-            try:
-                started = time.perf_counter()
-                solved_same = solve_chunk(same, chunk, recipe.chunk_size, s)
-                same_seconds = (time.perf_counter() - started) / recipe.chunk_size
-                break
-            except DivergenceError:
-                same = dataclasses.replace(same, dt=same.dt / 2)
+        solved_same, same_seconds, same = _timed_solve(same, chunk, s)
         rows.append({"s": s, "fno_seconds_per_sample": fno_seconds, "fno_rel_l2": fno_error,
                      "solver_compute_resolution": calibrated.compute_resolution,
                      "solver_dt": calibrated.dt, "solver_seconds_per_sample": solver_seconds,
@@ -346,6 +330,22 @@ def task_speedup(args) -> dict:
               flush=True)
     ns = _navier_stokes_speedup(args)
     return {"task": "speedup", "rows": rows, "navier_stokes": ns}
+
+
+def _timed_solve(recipe, chunk: int, resolution: int):
+    """Solve one chunk of the recipe and time it: (trajectories, seconds per sample, recipe).
+    A step calibrated on 4 probes may be unstable for some of the chunk's samples: it is
+    halved until the whole chunk stays finite."""
+    from scidl.data.generate import solve_chunk
+    from scidl.errors import DivergenceError
+
+    while True:
+        try:
+            started = time.perf_counter()
+            solved = solve_chunk(recipe, chunk, recipe.chunk_size, resolution)
+            return solved, (time.perf_counter() - started) / recipe.chunk_size, recipe
+        except DivergenceError:
+            recipe = dataclasses.replace(recipe, dt=recipe.dt / 2)
 
 
 def _navier_stokes_speedup(args) -> list[dict]:
