@@ -206,6 +206,7 @@ def task_navier_stokes(args) -> dict:
     path = ns_file(args.data_dir, n_train + n_test)
     raw = load_yaml("fno_navier_stokes.yaml")
     raw["data"] = {"path": str(path), "n_train": n_train, "n_test": n_test}
+    raw["models"] = {k: v for k, v in raw["models"].items() if k in args.ns_models}
     for name in raw["models"]:
         set_epochs(raw, name, 1 if args.quick else args.ns_epochs)
         if args.quick:
@@ -427,6 +428,8 @@ def main() -> int:
     parser.add_argument("--ns-train", type=int, default=200)
     parser.add_argument("--ns-test", type=int, default=50)
     parser.add_argument("--ns-epochs", type=int, default=8)
+    parser.add_argument("--ns-models", nargs="*", default=["fno2d", "fno3d", "unet"],
+                        help="navier-stokes: models of configs/fno_navier_stokes.yaml to train")
     parser.add_argument("--speedup-resolutions", type=int, nargs="*",
                         default=[256, 1024, 8192])
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "bench-data")
