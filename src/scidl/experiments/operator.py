@@ -16,7 +16,7 @@ from scidl.experiments.config import OperatorRunConfig, RunConfig, model_class
 from scidl.experiments.datasets import RunData, _read_file
 from scidl.metrics import relative_h1, relative_l2
 from scidl.models import count_parameters
-from scidl.train import DistInfo, FieldRegression, Stage, TrainOptions, TrainResult, train
+from scidl.train import DistInfo, FieldRegression, TrainOptions, TrainResult, train
 
 
 @dataclass
@@ -146,11 +146,6 @@ def build(cfg: OperatorRunConfig, seed: int, x: torch.Tensor, y: torch.Tensor,
     return NormalizedOperator(model, kind().fit(x), kind().fit(y))
 
 
-def stages(cfg, steps_per_epoch: int = 1) -> list[Stage]:
-    """The config's stages with ``epochs`` converted to optimiser steps."""
-    return cfg.training.to_stages(steps_per_epoch)
-
-
 def _periodic(data: RunData) -> bool:
     return str(data.attrs.get("boundary", "periodic")).startswith("periodic")
 
@@ -204,7 +199,7 @@ def fit(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData, run_di
                                 ndim=ndim, physics=pino_term(cfg, data),
                                 augment=tuple(cfg.training.augment))
     result = train(
-        model, objective, stages(cfg, objective.steps_per_epoch),
+        model, objective, cfg.training.to_stages(objective.steps_per_epoch),
         checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=run.seed,
         dist_info=info, log_file=run_dir / "logs" / f"{name}.jsonl",
         options=TrainOptions(name=name, log_every=cfg.training.log_every,
