@@ -16,6 +16,7 @@ from torch import nn
 
 from scidl._fitted import FittedBuffersModule
 from scidl._shapes import check_ndim, check_size
+from scidl.errors import ShapeError
 from scidl.models.mlp import ACTIVATIONS, MLP
 
 
@@ -121,7 +122,7 @@ def _sensor_values(u: torch.Tensor, grid: tuple[int, ...], periodic: bool,
     for n, m in zip(u.shape[2:], grid):
         nested = n % m == 0 if periodic else (m > 1 and (n - 1) % (m - 1) == 0)
         if not nested:
-            raise ValueError(f"{name} reads its input on a grid of {grid} points; a grid of "
+            raise ShapeError(f"{name} reads its input on a grid of {grid} points; a grid of "
                              f"{tuple(u.shape[2:])} does not contain it")
         index.append(slice(None, None, n // m if periodic else (n - 1) // (m - 1)))
     return u[(Ellipsis, *index)].reshape(u.shape[0], -1)
@@ -166,6 +167,6 @@ class GridPODDeepONet(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         if tuple(u.shape[2:]) != self.grid:
-            raise ValueError(f"POD-DeepONet predicts on its training grid {self.grid}, not on "
+            raise ShapeError(f"POD-DeepONet predicts on its training grid {self.grid}, not on "
                              f"{tuple(u.shape[2:])}")
         return self.net(u.reshape(u.shape[0], -1)).reshape(u.shape[0], 1, *self.grid)

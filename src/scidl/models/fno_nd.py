@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from scidl._shapes import check_ndim, check_size
+from scidl.errors import ShapeError
 
 Factorization = Literal["dense", "cp", "tucker"]
 
@@ -83,7 +84,7 @@ def _check_modes(sizes, modes) -> None:
     for axis, (n, m) in enumerate(zip(sizes, modes)):
         last = axis == len(modes) - 1
         if (n // 2 + 1 if last else n // 2) < m:
-            raise ValueError(f"a grid of {n} points along axis {axis} resolves fewer than "
+            raise ShapeError(f"a grid of {n} points along axis {axis} resolves fewer than "
                              f"the {m} modes of this layer")
 
 
