@@ -53,15 +53,37 @@ def run_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite",
                                             help="Replace an existing run directory.")] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Train the ensemble members of models with a uq: section as Ray tasks on this "
+             "cluster ('auto', 'ray://host:10001'; 'local' starts a local instance).")] = None,
 ) -> None:
     """Run the study a config describes; writes metrics, checkpoints, figures and a report."""
     from scidl.experiments import load_config, run
 
     overrides = {"seed": seed} if seed is not None else None
     cfg = load_config(config, overrides)
+    if ray_address is not None:
+        cfg = _on_ray(cfg, None if ray_address == "local" else ray_address)
     run_dir = run(cfg, out or Path("runs") / cfg.name, resume=resume, overwrite=overwrite,
                   quiet=quiet)
     _summarise(run_dir, quiet)
+
+
+def _on_ray(cfg, address: str | None):
+    """The config with every uq model's members sent to Ray at ``address``."""
+    from scidl.errors import ConfigError
+
+    models = {}
+    for name, model in getattr(cfg, "models", {}).items():
+        uq = getattr(model, "uq", None)
+        if uq is not None:
+            model = model.model_copy(update={"uq": uq.model_copy(
+                update={"backend": "ray", "ray_address": address})})
+        models[name] = model
+    if not any(getattr(m, "uq", None) is not None for m in models.values()):
+        raise ConfigError("--ray-address applies to models with a uq: section; this config "
+                          "has none")
+    return cfg.model_copy(update={"models": models})
 
 
 @app.command("demo")

@@ -188,6 +188,31 @@ class PINOConfig(_Strict):
     weight: float = Field(1.0, ge=0)
 
 
+class UQConfig(_Strict):
+    """Uncertainty for an operator run (docs/uq.md).
+
+    ``members`` independently seeded copies of the model are trained (a deep ensemble;
+    Lakshminarayanan et al. 2017) and predict a per-point mean and std. ``conformal`` holds out
+    ``calibration`` of the training pairs and turns the predictions into split-conformal
+    intervals of ``coverage`` at every grid point (normalised by the ensemble's std when there
+    are several members). ``backend: ray`` trains the members as Ray tasks (``ray_address``:
+    an existing cluster, else a local instance; ``pip install 'scidl[ray]'``).
+    """
+
+    members: int = Field(5, ge=1)
+    conformal: bool = False
+    calibration: float = Field(0.2, gt=0, lt=1)
+    coverage: float = Field(0.9, gt=0, lt=1)
+    backend: Literal["sequential", "ray"] = "sequential"
+    ray_address: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> UQConfig:
+        if self.members == 1 and not self.conformal:
+            raise ValueError("uq needs members >= 2 (an ensemble) or conformal: true")
+        return self
+
+
 class OperatorRunConfig(_Strict):
     """A neural operator mapping an input field to a target field.
 
@@ -203,7 +228,8 @@ class OperatorRunConfig(_Strict):
     training resolution). ``evaluate_subsample`` and ``evaluate_paths`` add test errors at
     other resolutions (zero-shot super-resolution). ``init`` starts from the weights of a
     finished run's checkpoint (e.g. ``runs/darcy85/checkpoints/fno.pt``: fine-tuning a model
-    trained on a coarser grid, or a curriculum).
+    trained on a coarser grid, or a curriculum). ``uq`` adds calibrated uncertainty
+    (:class:`UQConfig`).
     """
 
     kind: Literal["operator"]
@@ -220,6 +246,7 @@ class OperatorRunConfig(_Strict):
     evaluate_subsample: list[int] = Field(default_factory=list)
     evaluate_paths: dict[str, str] = Field(default_factory=dict)
     init: str | None = None
+    uq: UQConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> OperatorRunConfig:

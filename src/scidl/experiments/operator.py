@@ -26,6 +26,8 @@ class OperatorOutcome:
     targets: torch.Tensor  # [n_test, C_out, *S]
     prediction: torch.Tensor  # [n_test, C_out, *S]
     train_result: TrainResult | None
+    uncertainty: object = None  # with ``uq:``: the ensemble's scidl.uq.Prediction on the test set
+    conformal: object = None  # with ``uq.conformal``: the calibrated Prediction (intervals)
 
 
 # ---- pairs ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import scidl
 from scidl.errors import ConfigError
-from scidl.experiments import operator, pinn
+from scidl.experiments import operator, operator_uq, pinn
 from scidl.experiments.config import OperatorRunConfig, RunConfig, parse_config
 from scidl.experiments.datasets import RunData, load_data, prepare_data
 from scidl.experiments.dynamics import run_dynamics
@@ -67,7 +67,13 @@ def _carry_out(config: RunConfig, out: Path, info: DistInfo, *, resume: bool, qu
     outcomes = {}
     for name, cfg in config.models.items():
         clock = time.perf_counter()
-        if isinstance(cfg, OperatorRunConfig):
+        if isinstance(cfg, OperatorRunConfig) and cfg.uq is not None:
+            outcome = operator_uq.fit_and_evaluate(name, cfg, config, data, out, info,
+                                                   resume=resume, quiet=quiet)
+            timings[f"{name}.train"] = time.perf_counter() - clock  # and calibration
+            clock = time.perf_counter()
+            outcomes[name], result = outcome, outcome.train_result
+        elif isinstance(cfg, OperatorRunConfig):
             model, result = operator.fit(name, cfg, config, data, out, info,
                                          resume=resume, quiet=quiet)
             timings[f"{name}.train"] = time.perf_counter() - clock
@@ -142,7 +148,9 @@ def evaluate_run(run_dir: str | Path) -> dict:
     outcomes = {}
     for name, cfg in config.models.items():
         checkpoint = run_dir / "checkpoints" / f"{name}.pt"
-        if isinstance(cfg, OperatorRunConfig):
+        if isinstance(cfg, OperatorRunConfig) and cfg.uq is not None:
+            outcomes[name] = operator_uq.restore_and_evaluate(name, cfg, config, data, run_dir)
+        elif isinstance(cfg, OperatorRunConfig):
             model, result = operator.restore(name, cfg, config, data, run_dir)
             outcomes[name] = operator.evaluate(model, cfg, data, result)
         else:

@@ -27,6 +27,36 @@ def _operator_figure(name: str, outcome, samples: int, path: Path) -> Path:
     return plots.field_panels(x_in, y, p, errors, title, path)
 
 
+def _uncertainty_figures(name: str, outcome, config, figures_dir: Path) -> list:
+    """Intervals or std maps on a few test samples, and the calibration plots."""
+    from scidl.report import uq_plots
+
+    prediction, y = outcome.uncertainty, outcome.targets.double()
+    coverage = outcome.metrics["uq"]["coverage_nominal"]
+    k = min(config.report.samples, y.shape[0])
+    figures = []
+    mean, target = prediction.mean[:k, 0], y[:k, 0]
+    if target.ndim == 2 and (prediction.std is not None or outcome.conformal is not None):
+        source = outcome.conformal if outcome.conformal is not None else prediction
+        lower, upper = source.interval(coverage)
+        figures.append((f"{name}: predictive intervals on test samples", plots.uncertainty_bands(
+            target, mean, lower[:k, 0], upper[:k, 0], coverage,
+            f"{name}: {coverage:.0%} " + ("conformal " if outcome.conformal is not None else "")
+            + "intervals", figures_dir / f"{name}_intervals.png")))
+    elif target.ndim == 3 and prediction.std is not None:
+        figures.append((f"{name}: error and predicted std", plots.std_panels(
+            target, mean, prediction.std[:k, 0], f"{name}: where it is unsure",
+            figures_dir / f"{name}_std.png")))
+    if prediction.std is not None:
+        figures.append((f"{name}: reliability diagram", uq_plots.reliability_diagram(
+            prediction, y, figures_dir / f"{name}_reliability.png")))
+        figures.append((f"{name}: interval coverage against nominal", uq_plots.coverage_plot(
+            prediction, y, figures_dir / f"{name}_coverage.png")))
+        figures.append((f"{name}: error against predicted std", uq_plots.error_vs_std_plot(
+            prediction, y, figures_dir / f"{name}_error_vs_std.png")))
+    return figures
+
+
 def write_report(out: Path, config, data, outcomes: dict, metrics: dict,
                  timings: dict) -> Path:
     """Draw the run's figures into ``out/figures`` and write ``out/report.html``."""
@@ -71,6 +101,9 @@ def write_report(out: Path, config, data, outcomes: dict, metrics: dict,
             figures_dir / f"comparison_{pinn_name}.png")))
         comparison = (f"On test trajectory {sample}, relative L2 error of u(x, T): "
                       + ", ".join(parts) + ".")
+    for name, outcome in outcomes.items():
+        if getattr(outcome, "uncertainty", None) is not None:
+            figures.extend(_uncertainty_figures(name, outcome, config, figures_dir))
     tables = {name: o.metrics["test_rel_l2_by_resolution"] for name, o in outcomes.items()
               if o.metrics.get("test_rel_l2_by_resolution")}
     if tables:

@@ -182,3 +182,46 @@ def resolution_errors(table: dict[str, dict[str, float | None]], title: str, pat
     ax.legend(fontsize=8)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def uncertainty_bands(targets: torch.Tensor, mean: torch.Tensor, lower: torch.Tensor,
+                      upper: torch.Tensor, coverage: float, title: str, path: Path) -> Path:
+    """Predicted mean and central ``coverage`` interval against the reference, for a few 1D
+    test fields ``[S, X]`` (one panel per sample)."""
+    n = targets.shape[0]
+    x = torch.arange(targets.shape[-1]) / targets.shape[-1]
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.0), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.fill_between(x.numpy(), lower[i].numpy(), upper[i].numpy(), color="C0", alpha=0.3,
+                        lw=0, label=f"{coverage:.0%} interval")
+        ax.plot(x, mean[i], color="C0", lw=1.2, label="mean")
+        ax.plot(x, targets[i], "k--", lw=1.0, label="reference")
+        inside = float(((targets[i] >= lower[i]) & (targets[i] <= upper[i])).double().mean())
+        ax.set_title(f"test {i}: {inside:.0%} of points inside", fontsize=8)
+        ax.set_xlabel("x")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def std_panels(targets: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, title: str,
+               path: Path) -> Path:
+    """Reference, absolute error and predicted std images of a few 2D test fields
+    ``[S, X, Y]``: where the std is high, the error should be too."""
+    n = targets.shape[0]
+    fig, axes = plt.subplots(n, 3, figsize=(9, 2.8 * n), squeeze=False)
+    for i in range(n):
+        error = (mean[i] - targets[i]).abs()
+        top = float(torch.maximum(error.max(), 2 * std[i].max()))
+        panels = [(targets[i], "reference", "RdBu_r", None),
+                  (error, "|error|", "magma", (0.0, top)),
+                  (2 * std[i], "2 x predicted std", "magma", (0.0, top))]
+        for ax, (field, label, cmap, limits) in zip(axes[i], panels):
+            image = ax.imshow(field.T.numpy(), origin="lower", cmap=cmap,
+                              **({"vmin": limits[0], "vmax": limits[1]} if limits else {}))
+            ax.set_title(f"test {i}: {label}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    fig.suptitle(title)
+    return _save(fig, path)

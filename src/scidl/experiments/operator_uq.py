@@ -1,0 +1,184 @@
+"""Uncertainty for operator runs (``uq:`` in a ``kind: operator`` model; docs/uq.md).
+
+A deep ensemble of ``members`` independently seeded copies of the configured model, each
+trained through the one training loop (its own checkpoint ``checkpoints/NAME.mK.pt``, so an
+interrupted run resumes member by member), sequentially or as Ray tasks; their predictions
+form a :class:`~scidl.uq.Prediction` with a mean and std at every grid point. With
+``conformal: true`` a calibration split of the training pairs turns the predictions into
+split-conformal intervals at every grid point (scores normalised by the ensemble's std when
+there are several members). The usual operator metrics are those of the ensemble mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from scidl.experiments import operator
+from scidl.experiments.config import OperatorRunConfig, RunConfig
+from scidl.experiments.datasets import RunData
+from scidl.train import DistInfo, TrainResult
+from scidl.uq import Prediction
+
+
+class EnsembleMean(nn.Module):
+    """The mean prediction of several models (what the ensemble's point metrics score)."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def split_calibration(data: RunData, fraction: float) -> tuple[RunData, dict[str, torch.Tensor]]:
+    """The run's data with the last ``fraction`` of the training samples moved out, and those
+    samples (the conformal calibration set)."""
+    n = next(iter(data.train.values())).shape[0]
+    n_cal = max(1, int(round(fraction * n)))
+    if n - n_cal < 1:
+        raise ValueError(f"uq.calibration {fraction} leaves no training samples out of {n}")
+    train = {k: v[: n - n_cal] for k, v in data.train.items()}
+    calibration = {k: v[n - n_cal:] for k, v in data.train.items()}
+    return dataclasses.replace(data, train=train), calibration
+
+
+def member_seed(seed: int, index: int) -> int:
+    """Seed of ensemble member ``index`` (member 0 keeps the run's seed)."""
+    return seed + 1_000 * index
+
+
+def _fit_member(name: str, index: int, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
+                run_dir: str, resume: bool, quiet: bool):
+    """Train one member; returns its CPU state dict and training record (a Ray task body)."""
+    member_run = run.model_copy(update={"seed": member_seed(run.seed, index)})
+    model, result = operator.fit(f"{name}.m{index}", cfg, member_run, data, Path(run_dir),
+                                 DistInfo(), resume=resume, quiet=quiet)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return state, result
+
+
+def fit_members(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
+                run_dir: Path, info: DistInfo, *, resume: bool,
+                quiet: bool) -> tuple[list[nn.Module], TrainResult]:
+    """Train (or restore) every member; returns them and the training record of member 0 with
+    the members' seconds summed."""
+    uq = cfg.uq
+    tasks = [dict(name=name, index=i, cfg=cfg, run=run, data=data, run_dir=str(run_dir),
+                  resume=resume, quiet=quiet) for i in range(uq.members)]
+    if uq.backend == "ray":
+        from scidl.uq.parallel import run_tasks
+
+        outputs = run_tasks(_fit_member, tasks, backend="ray", ray_address=uq.ray_address)
+    else:
+        outputs = [_fit_member(**task) for task in tasks]
+    inputs, targets = operator.pairs(cfg, data, data.train)
+    members = []
+    for i, (state, _) in enumerate(outputs):
+        model = operator.build(cfg, member_seed(run.seed, i), inputs, targets,
+                               operator._periodic(data))
+        model.load_state_dict(state)
+        members.append(model.to(info.device))
+    first = outputs[0][1]
+    total = dataclasses.replace(first, seconds=sum(r.seconds for _, r in outputs))
+    return members, total
+
+
+def restore_members(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
+                    run_dir: Path) -> list[nn.Module]:
+    from scidl.train import load_trained
+
+    inputs, targets = operator.pairs(cfg, data, data.train)
+    members = []
+    for i in range(cfg.uq.members):
+        model = operator.build(cfg, member_seed(run.seed, i), inputs, targets,
+                               operator._periodic(data))
+        load_trained(model, run_dir / "checkpoints" / f"{name}.m{i}.pt")
+        members.append(model)
+    return members
+
+
+@torch.no_grad()
+def predict(members: list[nn.Module], x: torch.Tensor) -> Prediction:
+    """The ensemble's predictive distribution at every point of the target fields."""
+    for m in members:
+        m.eval()
+    samples = torch.stack([operator._predict(m, x) for m in members]).double()
+    if len(members) == 1:
+        return Prediction(mean=samples[0])
+    return Prediction.from_samples(samples)
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    from scipy.stats import spearmanr
+
+    value = spearmanr(a.numpy(), b.numpy()).statistic
+    return float(value) if math.isfinite(value) else float("nan")
+
+
+def uq_metrics(cfg: OperatorRunConfig, prediction: Prediction, y: torch.Tensor,
+               calibrated: Prediction | None) -> dict:
+    """Calibration metrics of the test predictions (docs/metrics.md)."""
+    from scidl.metrics import summarize
+
+    y = y.double()
+    out: dict = {"members": cfg.uq.members, "coverage_nominal": cfg.uq.coverage}
+    if prediction.std is not None:
+        out.update(summarize(prediction, y, coverage=cfg.uq.coverage))
+        errors = (prediction.mean - y).flatten(1).pow(2).mean(1).sqrt()
+        spread = prediction.std.flatten(1).pow(2).mean(1).sqrt()
+        out["mean_std"] = float(prediction.std.mean())
+        out["spearman_std_error_per_sample"] = _spearman(spread, errors)
+        out["spearman_std_error_per_point"] = _spearman(
+            prediction.std.flatten(), (prediction.mean - y).abs().flatten())
+    if calibrated is not None:
+        lower, upper = calibrated.interval(cfg.uq.coverage)
+        inside = ((y >= lower) & (y <= upper)).double()
+        out["conformal_coverage"] = float(inside.mean())
+        out["conformal_coverage_worst_point"] = float(inside.mean(0).min())
+        out["conformal_mean_width"] = float((upper - lower).mean())
+    return out
+
+
+def fit_and_evaluate(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
+                     run_dir: Path, info: DistInfo, *, resume: bool, quiet: bool):
+    """Train the ensemble (and calibrate it) and evaluate it: an OperatorOutcome whose metrics
+    are the ensemble mean's plus ``uq``; its ``uncertainty`` holds the test Prediction."""
+    uq = cfg.uq
+    train_data, calibration = (split_calibration(data, uq.calibration) if uq.conformal
+                               else (data, None))
+    members, result = fit_members(name, cfg, run, train_data, run_dir, info, resume=resume,
+                                  quiet=quiet)
+    return evaluate(members, cfg, data, train_data, calibration, result)
+
+
+def evaluate(members: list[nn.Module], cfg: OperatorRunConfig, data: RunData,
+             train_data: RunData, calibration: dict | None, result: TrainResult | None):
+    ensemble = EnsembleMean(members)
+    outcome = operator.evaluate(ensemble, cfg, train_data, result)
+    prediction = predict(members, outcome.inputs)
+    calibrated = None
+    if calibration is not None:
+        from scidl.uq.conformal import SplitConformal
+
+        x_cal, y_cal = operator.pairs(cfg, data, calibration)
+        score = "normalized" if prediction.std is not None else "absolute"
+        conformal = SplitConformal(coverage=cfg.uq.coverage, score=score, pointwise=True)
+        conformal.calibrate(predict(members, x_cal), y_cal.double())
+        calibrated = conformal.predict(prediction)
+    outcome.metrics["uq"] = uq_metrics(cfg, prediction, outcome.targets, calibrated)
+    outcome.uncertainty, outcome.conformal = prediction, calibrated
+    return outcome
+
+
+def restore_and_evaluate(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
+                         run_dir: Path):
+    train_data, calibration = (split_calibration(data, cfg.uq.calibration) if cfg.uq.conformal
+                               else (data, None))
+    members = restore_members(name, cfg, run, train_data, run_dir)
+    return evaluate(members, cfg, data, train_data, calibration, None)
