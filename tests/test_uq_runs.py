@@ -49,7 +49,7 @@ def test_ensemble_run_writes_uq_metrics_members_and_calibration_figures(finished
     figures = {p.name for p in (finished / "figures").iterdir()}
     assert {"fno_intervals.png", "fno_reliability.png", "fno_coverage.png",
             "fno_error_vs_std.png"} <= figures
-    assert "fno_reliability.png" in (finished / "report.html").read_text()
+    assert "fno: reliability diagram" in (finished / "report.html").read_text()
 
 
 def test_members_differ_and_the_reported_error_is_the_ensemble_means(finished):

@@ -65,6 +65,9 @@ class Prediction:
             if not bool(((self.levels > 0) & (self.levels < 1)).all()) or bool(
                     (self.levels.diff() <= 0).any()):
                 raise ValueError("Prediction.levels must be ascending and inside (0, 1)")
+            if bool((self.quantiles.diff(dim=0) < 0).any()):
+                raise ValueError("Prediction.quantiles cross: they must not decrease with the "
+                                 "level (sort them, or use a non-crossing quantile head)")
         if self.samples is not None and tuple(self.samples.shape[1:]) != shape:
             raise ShapeError(f"Prediction.samples has shape {tuple(self.samples.shape)}, "
                              f"expected [S, {', '.join(map(str, shape))}]")
@@ -181,6 +184,9 @@ class Prediction:
             if parts[0] is None:
                 values[f.name] = None
             elif f.name == "levels":
+                if any(not torch.equal(v, parts[0]) for v in parts):
+                    raise ValueError("cannot concatenate predictions with different quantile "
+                                     "levels")
                 values[f.name] = parts[0]
             else:
                 values[f.name] = torch.cat(parts, dim=1 if f.name in ("quantiles", "samples")

@@ -1,4 +1,5 @@
-"""Metrics, each named and defined once. Fields are ``[B, ...]``: one value per sample."""
+"""Errors of predicted fields, each named and defined once. Fields are ``[B, ...]``: one value per
+sample."""
 
 from __future__ import annotations
 
