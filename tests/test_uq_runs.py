@@ -57,7 +57,7 @@ def test_members_differ_and_the_reported_error_is_the_ensemble_means(finished):
     cfg = config.models["fno"]
     data = operator_uq.split_calibration(load_data(config.data, finished),
                                          cfg.uq.calibration)[0]
-    members = operator_uq.restore_members("fno", cfg, config, data, finished)
+    members, _ = operator_uq.restore_members("fno", cfg, config, data, finished)
     first, second = (dict(m.named_parameters()) for m in members[:2])
     assert any(not torch.equal(first[k], second[k]) for k in first)
     stored = json.loads((finished / "metrics.json").read_text())
@@ -97,3 +97,22 @@ def test_ray_address_needs_a_uq_model():
     sent = _on_ray(parse_config(RAW), "auto")
     assert sent.models["fno"].uq.backend == "ray"
     assert sent.models["fno"].uq.ray_address == "auto"
+
+
+def test_members_trained_as_ray_tasks_equal_the_sequential_run(finished, tmp_path):
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'scidl[ray]')")
+    raw = json.loads(json.dumps(RAW))
+    raw["models"]["fno"]["uq"]["backend"] = "ray"
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run(parse_config(raw), tmp_path / "ray", quiet=True)
+    finally:
+        if started_here:
+            ray.shutdown()
+    on_ray = json.loads((tmp_path / "ray" / "metrics.json").read_text())["models"]["fno"]
+    sequential = json.loads((finished / "metrics.json").read_text())["models"]["fno"]
+    assert on_ray["test_rel_l2_per_sample"] == pytest.approx(
+        sequential["test_rel_l2_per_sample"], rel=1e-6)
+    assert on_ray["uq"]["conformal_coverage"] == sequential["uq"]["conformal_coverage"]

@@ -69,14 +69,19 @@ def fit_members(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData
     """Train (or restore) every member; returns them and the training record of member 0 with
     the members' seconds summed."""
     uq = cfg.uq
-    tasks = [dict(name=name, index=i, cfg=cfg, run=run, data=data, run_dir=str(run_dir),
-                  resume=resume, quiet=quiet) for i in range(uq.members)]
+    common = dict(name=name, cfg=cfg, run=run, data=data, run_dir=str(run_dir), resume=resume,
+                  quiet=quiet or uq.backend == "ray")
+    tasks = [{"index": i} for i in range(uq.members)]
     if uq.backend == "ray":
         from scidl.uq.parallel import run_tasks
 
-        outputs = run_tasks(_fit_member, tasks, backend="ray", ray_address=uq.ray_address)
+        # the data travel once, through Ray's object store; members write their checkpoints
+        # into the run directory, so workers must share its file system (one machine, or a
+        # cluster with a shared disk)
+        outputs = run_tasks(_fit_member, tasks, common=common, backend="ray",
+                            ray_address=uq.ray_address, num_cpus=1)
     else:
-        outputs = [_fit_member(**task) for task in tasks]
+        outputs = [_fit_member(**common, **task) for task in tasks]
     inputs, targets = operator.pairs(cfg, data, data.train)
     members = []
     for i, (state, _) in enumerate(outputs):
@@ -90,17 +95,19 @@ def fit_members(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData
 
 
 def restore_members(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
-                    run_dir: Path) -> list[nn.Module]:
+                    run_dir: Path) -> tuple[list[nn.Module], TrainResult]:
+    """The trained members from their checkpoints, and member 0's training record with the
+    members' seconds summed (as :func:`fit_members` returns them)."""
     from scidl.train import load_trained
 
     inputs, targets = operator.pairs(cfg, data, data.train)
-    members = []
+    members, results = [], []
     for i in range(cfg.uq.members):
         model = operator.build(cfg, member_seed(run.seed, i), inputs, targets,
                                operator._periodic(data))
-        load_trained(model, run_dir / "checkpoints" / f"{name}.m{i}.pt")
+        results.append(load_trained(model, run_dir / "checkpoints" / f"{name}.m{i}.pt"))
         members.append(model)
-    return members
+    return members, dataclasses.replace(results[0], seconds=sum(r.seconds for r in results))
 
 
 @torch.no_grad()
@@ -180,5 +187,5 @@ def restore_and_evaluate(name: str, cfg: OperatorRunConfig, run: RunConfig, data
                          run_dir: Path):
     train_data, calibration = (split_calibration(data, cfg.uq.calibration) if cfg.uq.conformal
                                else (data, None))
-    members = restore_members(name, cfg, run, train_data, run_dir)
-    return evaluate(members, cfg, data, train_data, calibration, None)
+    members, result = restore_members(name, cfg, run, train_data, run_dir)
+    return evaluate(members, cfg, data, train_data, calibration, result)

@@ -187,19 +187,27 @@ def resolution_errors(table: dict[str, dict[str, float | None]], title: str, pat
 def uncertainty_bands(targets: torch.Tensor, mean: torch.Tensor, lower: torch.Tensor,
                       upper: torch.Tensor, coverage: float, title: str, path: Path) -> Path:
     """Predicted mean and central ``coverage`` interval against the reference, for a few 1D
-    test fields ``[S, X]`` (one panel per sample)."""
+    test fields ``[S, X]`` (one column per sample); the lower row shows the same relative to
+    the mean, where intervals much narrower than the field are visible."""
     n = targets.shape[0]
     x = torch.arange(targets.shape[-1]) / targets.shape[-1]
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.0), squeeze=False)
-    for i, ax in enumerate(axes[0]):
-        ax.fill_between(x.numpy(), lower[i].numpy(), upper[i].numpy(), color="C0", alpha=0.3,
-                        lw=0, label=f"{coverage:.0%} interval")
-        ax.plot(x, mean[i], color="C0", lw=1.2, label="mean")
-        ax.plot(x, targets[i], "k--", lw=1.0, label="reference")
+    fig, axes = plt.subplots(2, n, figsize=(3.6 * n, 5.4), squeeze=False, sharex=True)
+    for i in range(n):
+        top, bottom = axes[0][i], axes[1][i]
+        top.fill_between(x.numpy(), lower[i].numpy(), upper[i].numpy(), color="C0", alpha=0.3,
+                         lw=0, label=f"{coverage:.0%} interval")
+        top.plot(x, mean[i], color="C0", lw=1.2, label="mean")
+        top.plot(x, targets[i], "k--", lw=1.0, label="reference")
         inside = float(((targets[i] >= lower[i]) & (targets[i] <= upper[i])).double().mean())
-        ax.set_title(f"test {i}: {inside:.0%} of points inside", fontsize=8)
-        ax.set_xlabel("x")
+        top.set_title(f"test {i}: {inside:.0%} of points inside", fontsize=8)
+        bottom.fill_between(x.numpy(), (lower[i] - mean[i]).numpy(),
+                            (upper[i] - mean[i]).numpy(), color="C0", alpha=0.3, lw=0)
+        bottom.plot(x, targets[i] - mean[i], "k", lw=0.8, label="reference - mean")
+        bottom.axhline(0.0, color="C0", lw=0.8)
+        bottom.set_xlabel("x")
     axes[0][0].legend(fontsize=7)
+    axes[1][0].legend(fontsize=7)
+    axes[1][0].set_ylabel("relative to the mean")
     fig.suptitle(title)
     return _save(fig, path)
 
