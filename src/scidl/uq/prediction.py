@@ -112,7 +112,7 @@ class Prediction:
             raise ValueError(f"quantile level must be inside (0, 1), got {level}")
         if self.quantiles is not None:
             levels = self.levels.to(torch.float64)
-            if level < float(levels[0]) - 1e-12 or level > float(levels[-1]) + 1e-12:
+            if level < float(levels[0]) - 1e-6 or level > float(levels[-1]) + 1e-6:
                 raise ValueError(f"level {level} lies outside the stored quantile levels "
                                  f"[{float(levels[0]):g}, {float(levels[-1]):g}]")
             j = int(torch.searchsorted(levels, torch.tensor(level, dtype=torch.float64)))
