@@ -116,3 +116,19 @@ def test_members_trained_as_ray_tasks_equal_the_sequential_run(finished, tmp_pat
     assert on_ray["test_rel_l2_per_sample"] == pytest.approx(
         sequential["test_rel_l2_per_sample"], rel=1e-6)
     assert on_ray["uq"]["conformal_coverage"] == sequential["uq"]["conformal_coverage"]
+
+
+def test_a_2d_fno_ensemble_gives_per_pixel_std_maps(tmp_path):
+    raw = {"name": "darcy-uq", "seed": 0, "device": "cpu",
+           "data": {"equation": "darcy", "resolution": 9, "solver_resolution": 17,
+                    "n_train": 8, "n_test": 4},
+           "models": {"fno": {
+               "kind": "operator", "input": "a", "target": "u", "normalizer": "global",
+               "model": {"name": "fno", "modes": 2, "width": 6, "layers": 2, "padding": 2},
+               "training": {"batch_size": 4, "stages": [{"epochs": 2, "lr": 1e-2}],
+                            "log_every": 2, "checkpoint_every": 100},
+               "uq": {"members": 2}}}}
+    out = run(parse_config(raw), tmp_path / "run", quiet=True)
+    uq = json.loads((out / "metrics.json").read_text())["models"]["fno"]["uq"]
+    assert uq["members"] == 2 and uq["mean_std"] > 0 and "conformal_coverage" not in uq
+    assert (out / "figures" / "fno_std.png").stat().st_size > 1000
