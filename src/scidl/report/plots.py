@@ -152,19 +152,24 @@ def field_panels(inputs: torch.Tensor, targets: torch.Tensor, predictions: torch
     for i in range(n):
         ref = targets[i]
         vmin, vmax = float(ref.min()), float(ref.max())
-        panels = [(inputs[i], "input", "viridis", None),
-                  (ref, "reference", "RdBu_r", (vmin, vmax)),
-                  (predictions[i], "prediction", "RdBu_r", (vmin, vmax)),
-                  (predictions[i] - ref, f"error (rel. L2 {errors[i]:.2e})", "PuOr", None)]
-        for ax, (field, label, cmap, limits) in zip(axes[i], panels):
-            image = ax.imshow(field.T.numpy(), origin="lower", cmap=cmap,
-                              **({"vmin": limits[0], "vmax": limits[1]} if limits else {}))
-            ax.set_title(f"test {i}: {label}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+        _image_row(fig, axes[i], i, [
+            (inputs[i], "input", "viridis", None),
+            (ref, "reference", "RdBu_r", (vmin, vmax)),
+            (predictions[i], "prediction", "RdBu_r", (vmin, vmax)),
+            (predictions[i] - ref, f"error (rel. L2 {errors[i]:.2e})", "PuOr", None)])
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def _image_row(fig, axes, i: int, panels) -> None:
+    """One row of 2D fields ``(field [X, Y], label, colormap, (vmin, vmax) or None)``."""
+    for ax, (field, label, cmap, limits) in zip(axes, panels):
+        image = ax.imshow(field.T.numpy(), origin="lower", cmap=cmap,
+                          **({"vmin": limits[0], "vmax": limits[1]} if limits else {}))
+        ax.set_title(f"test {i}: {label}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
 
 
 def resolution_errors(table: dict[str, dict[str, float | None]], title: str, path: Path) -> Path:
@@ -221,15 +226,8 @@ def std_panels(targets: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, tit
     for i in range(n):
         error = (mean[i] - targets[i]).abs()
         top = float(torch.maximum(error.max(), 2 * std[i].max()))
-        panels = [(targets[i], "reference", "RdBu_r", None),
-                  (error, "|error|", "magma", (0.0, top)),
-                  (2 * std[i], "2 x predicted std", "magma", (0.0, top))]
-        for ax, (field, label, cmap, limits) in zip(axes[i], panels):
-            image = ax.imshow(field.T.numpy(), origin="lower", cmap=cmap,
-                              **({"vmin": limits[0], "vmax": limits[1]} if limits else {}))
-            ax.set_title(f"test {i}: {label}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+        _image_row(fig, axes[i], i, [(targets[i], "reference", "RdBu_r", None),
+                                     (error, "|error|", "magma", (0.0, top)),
+                                     (2 * std[i], "2 x predicted std", "magma", (0.0, top))])
     fig.suptitle(title)
     return _save(fig, path)
