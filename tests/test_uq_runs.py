@@ -132,3 +132,17 @@ def test_a_2d_fno_ensemble_gives_per_pixel_std_maps(tmp_path):
     uq = json.loads((out / "metrics.json").read_text())["models"]["fno"]["uq"]
     assert uq["members"] == 2 and uq["mean_std"] > 0 and "conformal_coverage" not in uq
     assert (out / "figures" / "fno_std.png").stat().st_size > 1000
+
+
+def test_the_docs_quick_start_runs(shared_data, monkeypatch):
+    import re
+
+    from conftest import REPO
+
+    monkeypatch.setenv("SCIDL_DATA", str(shared_data))
+    text = (REPO / "docs" / "uq.md").read_text().split("## Quick start on a table", 1)[1]
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code.replace("print(", "len("), "docs/uq.md", "exec"), namespace)
+    lower, upper, p = namespace["lower"], namespace["upper"], namespace["p"]
+    assert lower.shape == upper.shape == p.mean.shape and bool((upper > lower).all())
