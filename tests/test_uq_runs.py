@@ -146,3 +146,19 @@ def test_the_docs_quick_start_runs(shared_data, monkeypatch):
     exec(compile(code.replace("print(", "len("), "docs/uq.md", "exec"), namespace)
     lower, upper, p = namespace["lower"], namespace["upper"], namespace["p"]
     assert lower.shape == upper.shape == p.mean.shape and bool((upper > lower).all())
+
+
+def test_a_run_resumes_on_another_backend_but_not_with_other_members(tmp_path):
+    from scidl.errors import CheckpointError
+    from scidl.experiments.rundir import open_run_dir
+
+    config = parse_config(RAW).to_dict()
+    open_run_dir(tmp_path, config, resume=False, overwrite=False)
+    (tmp_path / "marker").write_text("x")
+    on_ray = json.loads(json.dumps(config))
+    on_ray["models"]["fno"]["uq"].update(backend="ray", ray_address="auto")
+    open_run_dir(tmp_path, on_ray, resume=True, overwrite=False)  # where it runs: allowed
+    other = json.loads(json.dumps(config))
+    other["models"]["fno"]["uq"]["members"] = 4
+    with pytest.raises(CheckpointError, match="models"):
+        open_run_dir(tmp_path, other, resume=True, overwrite=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +19,22 @@ TIMINGS = "timings.json"
 
 def write_json(path: Path, value) -> None:
     write_text_atomic(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+#: settings of where a run executes, not of what it computes (Ray and in-process members give
+#: identical results): a run may resume under different ones
+_EXECUTION_KEYS = ("backend", "ray_address")
+
+
+def _study(config: dict) -> dict:
+    """The config without execution settings (the part a resumed run must share)."""
+    config = copy.deepcopy(config)
+    for model in (config.get("models") or {}).values():
+        uq = model.get("uq") if isinstance(model, dict) else None
+        if isinstance(uq, dict):
+            for key in _EXECUTION_KEYS:
+                uq.pop(key, None)
+    return config
 
 
 def open_run_dir(out: Path, resolved_config: dict, *, resume: bool, overwrite: bool) -> bool:
@@ -38,10 +55,11 @@ def open_run_dir(out: Path, resolved_config: dict, *, resume: bool, overwrite: b
             "--overwrite to replace it, or choose another --out"
         )
     if existing and (out / CONFIG).exists():
-        previous = yaml.safe_load((out / CONFIG).read_text())
-        if previous != resolved_config:
-            changed = sorted(k for k in set(previous) | set(resolved_config)
-                             if previous.get(k) != resolved_config.get(k))
+        previous = _study(yaml.safe_load((out / CONFIG).read_text()))
+        current = _study(resolved_config)
+        if previous != current:
+            changed = sorted(k for k in set(previous) | set(current)
+                             if previous.get(k) != current.get(k))
             raise CheckpointError(
                 f"cannot resume {str(out)!r}: its config differs in {changed}; "
                 "start a new run directory instead"
