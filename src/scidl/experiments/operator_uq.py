@@ -54,11 +54,12 @@ def member_seed(seed: int, index: int) -> int:
 
 
 def _fit_member(name: str, index: int, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
-                run_dir: str, resume: bool, quiet: bool):
-    """Train one member; returns its CPU state dict and training record (a Ray task body)."""
+                run_dir: str, resume: bool, quiet: bool, info: DistInfo | None = None):
+    """Train one member; returns its CPU state dict and training record (also the body of a
+    Ray task, which trains on its worker's CPU: ``info`` None)."""
     member_run = run.model_copy(update={"seed": member_seed(run.seed, index)})
     model, result = operator.fit(f"{name}.m{index}", cfg, member_run, data, Path(run_dir),
-                                 DistInfo(), resume=resume, quiet=quiet)
+                                 info or DistInfo(), resume=resume, quiet=quiet)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return state, result
 
@@ -81,7 +82,8 @@ def fit_members(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData
         outputs = run_tasks(_fit_member, tasks, common=common, backend="ray",
                             ray_address=uq.ray_address, num_cpus=1)
     else:
-        outputs = [_fit_member(**common, **task) for task in tasks]
+        # in process: on the run's device, and under torchrun on every rank (DDP per member)
+        outputs = [_fit_member(**common, **task, info=info) for task in tasks]
     inputs, targets = operator.pairs(cfg, data, data.train)
     members = []
     for i, (state, _) in enumerate(outputs):
