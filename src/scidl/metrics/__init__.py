@@ -6,6 +6,9 @@
   CRPS of Gaussians and ensembles, quantile score), intervals, sharpness, spread-skill.
 * :mod:`scidl.metrics.calibration`: PIT, reliability curves, rank histograms and
   :func:`summarize`, the dictionary of probabilistic scores that reports record.
+* :mod:`scidl.metrics.forecast`: rollout scores against lead time (RMSE, ACC, Pearson
+  correlation and high-correlation time, energy spectra, invariant drift, ensemble CRPS and
+  spread-skill).
 """
 
 from scidl.metrics.calibration import (
@@ -18,6 +21,18 @@ from scidl.metrics.calibration import (
     summarize,
 )
 from scidl.metrics.fields import max_abs_error, relative_h1, relative_l2, rmse
+from scidl.metrics.forecast import (
+    acc_by_lead,
+    crps_by_lead,
+    energy_spectrum,
+    high_correlation_time,
+    invariant_drift,
+    latitude_weights,
+    pearson_by_lead,
+    rmse_by_lead,
+    spectrum_error_by_lead,
+    spread_skill_by_lead,
+)
 from scidl.metrics.probabilistic import (
     Reduction,
     crps_ensemble,
@@ -53,4 +68,14 @@ __all__ = [
     "sharpness",
     "spread_skill_ratio",
     "summarize",
+    "acc_by_lead",
+    "crps_by_lead",
+    "energy_spectrum",
+    "high_correlation_time",
+    "invariant_drift",
+    "latitude_weights",
+    "pearson_by_lead",
+    "rmse_by_lead",
+    "spectrum_error_by_lead",
+    "spread_skill_by_lead",
 ]
