@@ -1,0 +1,28 @@
+"""Graph and E(3)-equivariant networks for particles and molecules.
+
+Graph tensors follow PyTorch Geometric: node features ``x [N, F]``, positions ``pos [N, 3]``,
+``edge_index [2, E]`` (source row 0, target row 1) and a batch vector ``[N]``.
+"""
+
+from scidl.geometric.egnn import EGCL, EGNN, EGNNEnergy
+from scidl.geometric.equivariance import (
+    EquivarianceReport,
+    check_equivariance,
+    random_reflection,
+    random_rotation,
+)
+from scidl.geometric.graphs import edge_vectors, knn_graph, radius_graph, scatter_sum
+
+__all__ = [
+    "EGCL",
+    "EGNN",
+    "EGNNEnergy",
+    "EquivarianceReport",
+    "check_equivariance",
+    "edge_vectors",
+    "knn_graph",
+    "radius_graph",
+    "random_reflection",
+    "random_rotation",
+    "scatter_sum",
+]
