@@ -12,8 +12,32 @@ from scidl.geometric.equivariance import (
     random_rotation,
 )
 from scidl.geometric.graphs import edge_vectors, knn_graph, radius_graph, scatter_sum
+from scidl.geometric.nbody_data import (
+    PAPER_TEST_MSE,
+    NBodyDataset,
+    NBodySplit,
+    complete_graph_edges,
+    constant_velocity_mse,
+    fit_constant_velocity,
+    generate_nbody_dataset,
+    load_nbody_dataset,
+    nbody_dataset,
+    nbody_graph,
+    save_nbody_dataset,
+)
 
 __all__ = [
+    "PAPER_TEST_MSE",
+    "NBodyDataset",
+    "NBodySplit",
+    "complete_graph_edges",
+    "constant_velocity_mse",
+    "fit_constant_velocity",
+    "generate_nbody_dataset",
+    "load_nbody_dataset",
+    "nbody_dataset",
+    "nbody_graph",
+    "save_nbody_dataset",
     "EGCL",
     "EGNN",
     "EGNNEnergy",
