@@ -12,6 +12,19 @@ from scidl.geometric.equivariance import (
     random_rotation,
 )
 from scidl.geometric.graphs import edge_vectors, knn_graph, radius_graph, scatter_sum
+from scidl.geometric.molecules import (
+    ATOM_DIM,
+    BOND_DIM,
+    Batch,
+    MolGraph,
+    collate,
+    load_esol,
+    mol_graph,
+    murcko_scaffold,
+    random_split,
+    scaffold_split,
+)
+from scidl.geometric.mpnn import GCN, GIN, MPNN
 from scidl.geometric.nbody_data import (
     PAPER_TEST_MSE,
     NBodyDataset,
@@ -27,6 +40,19 @@ from scidl.geometric.nbody_data import (
 )
 
 __all__ = [
+    "ATOM_DIM",
+    "BOND_DIM",
+    "GCN",
+    "GIN",
+    "MPNN",
+    "Batch",
+    "MolGraph",
+    "collate",
+    "load_esol",
+    "mol_graph",
+    "murcko_scaffold",
+    "random_split",
+    "scaffold_split",
     "PAPER_TEST_MSE",
     "NBodyDataset",
     "NBodySplit",

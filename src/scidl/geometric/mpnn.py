@@ -1,0 +1,198 @@
+"""Message-passing networks for molecular property prediction, in plain torch.
+
+* :class:`MPNN` -- the directed message-passing network of chemprop (D-MPNN; Yang et al.,
+  "Analyzing Learned Molecular Representations for Property Prediction", JCIM 2019): hidden
+  states live on directed bonds, a bond ``v -> w`` sums the messages into ``v`` except the one
+  coming back from ``w``, atoms aggregate their incoming bonds at the end, a mean (or sum)
+  readout and a feed-forward head give one prediction per graph.
+* :class:`GIN` -- graph isomorphism network with edge features (GINE; Xu et al. 2019, Hu et al.
+  2020), a node-centred baseline.
+* :class:`GCN` -- graph convolution (Kipf & Welling 2017), symmetric normalisation with self
+  loops, ignores bond features; the weakest baseline.
+
+All take ``forward(x, edge_index, edge_attr, batch, num_graphs=None) -> [num_graphs, out]`` with
+the conventions of :mod:`scidl.geometric` (``edge_index[0]`` source, ``edge_index[1]`` target,
+both directions of every bond present). They are invariant to relabelling the atoms.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scidl.errors import ShapeError
+from scidl.geometric.graphs import scatter_sum
+
+READOUTS = ("mean", "sum")
+
+
+def reverse_edges(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Index ``rev[e]`` of the edge ``j -> i`` for each edge ``e = i -> j``.
+
+    Raises :class:`ShapeError` if some edge has no reverse (the graph must be symmetric).
+    """
+    src, dst = edge_index
+    key = src * num_nodes + dst
+    order = torch.argsort(key)
+    sorted_key = key[order]
+    rev_key = dst * num_nodes + src
+    pos = torch.searchsorted(sorted_key, rev_key).clamp(max=max(len(key) - 1, 0))
+    if len(key) and not torch.equal(sorted_key[pos], rev_key):
+        raise ShapeError("edge_index must contain both directions of every edge")
+    return order[pos]
+
+
+def _readout(h: torch.Tensor, batch: torch.Tensor, num_graphs: int, how: str) -> torch.Tensor:
+    out = scatter_sum(h, batch, num_graphs)
+    if how == "mean":
+        counts = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(h.dtype)
+        out = out / counts[:, None]
+    return out
+
+
+def _check(x, edge_index, edge_attr, batch, num_graphs):
+    if x.ndim != 2:
+        raise ShapeError(f"x must have shape [N, F], got {tuple(x.shape)}")
+    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
+        raise ShapeError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+    if edge_attr is not None and edge_attr.shape[0] != edge_index.shape[1]:
+        raise ShapeError(f"edge_attr must have {edge_index.shape[1]} rows, got "
+                         f"{tuple(edge_attr.shape)}")
+    if batch is None:
+        batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    if num_graphs is None:
+        num_graphs = int(batch.max()) + 1 if batch.numel() else 0
+    return batch, num_graphs
+
+
+def _ffn(hidden: int, ffn_hidden: int, out: int, layers: int, dropout: float) -> nn.Sequential:
+    mods: list[nn.Module] = [nn.Dropout(dropout)]
+    width = hidden
+    for _ in range(layers - 1):
+        mods += [nn.Linear(width, ffn_hidden), nn.ReLU(), nn.Dropout(dropout)]
+        width = ffn_hidden
+    mods.append(nn.Linear(width, out))
+    return nn.Sequential(*mods)
+
+
+class MPNN(nn.Module):
+    """Directed message passing network (chemprop D-MPNN).
+
+    With ``e = v -> w`` and ``f`` the input features::
+
+        h0_e = ReLU(W_i [x_v, b_e])
+        h_e <- ReLU(h0_e + W_h (sum_{k -> v} h_{k->v} - h_{w->v}))     (depth - 1 times)
+        a_v = ReLU(W_o [x_v, sum_{k -> v} h_{k->v}])
+        y = FFN(readout_v a_v)
+
+    Args:
+        atom_features, bond_features: input widths (``ATOM_DIM``, ``BOND_DIM``).
+        hidden: bond/atom hidden width (chemprop: 300).
+        depth: message passing depth as chemprop counts it (3 = two updates after ``h0``).
+        out_features: targets per graph.
+        ffn_hidden, ffn_layers: head (``ffn_layers`` linear layers).
+        dropout: dropout after each message update, in the atom output and in the head.
+        readout: "mean" (chemprop default) or "sum".
+        extra_features: width of optional per-graph features appended to the readout.
+    """
+
+    def __init__(self, atom_features: int, bond_features: int, hidden: int = 300, depth: int = 3,
+                 out_features: int = 1, ffn_hidden: int = 300, ffn_layers: int = 2,
+                 dropout: float = 0.0, readout: str = "mean", extra_features: int = 0):
+        super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self.depth, self.readout = depth, readout
+        self.W_i = nn.Linear(atom_features + bond_features, hidden, bias=False)
+        self.W_h = nn.Linear(hidden, hidden, bias=False)
+        self.W_o = nn.Linear(atom_features + hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.head = _ffn(hidden + extra_features, ffn_hidden, out_features, ffn_layers, dropout)
+
+    def embed(self, x, edge_index, edge_attr, batch=None, num_graphs=None) -> torch.Tensor:
+        """The per-graph representation ``[num_graphs, hidden]`` before the head."""
+        batch, num_graphs = _check(x, edge_index, edge_attr, batch, num_graphs)
+        n = x.shape[0]
+        src, dst = edge_index
+        rev = reverse_edges(edge_index, n)
+        h0 = torch.relu(self.W_i(torch.cat([x[src], edge_attr], 1)))
+        h = h0
+        for _ in range(self.depth - 1):
+            incoming = scatter_sum(h, dst, n)
+            h = self.dropout(torch.relu(h0 + self.W_h(incoming[src] - h[rev])))
+        atoms = torch.relu(self.W_o(torch.cat([x, scatter_sum(h, dst, n)], 1)))
+        return _readout(self.dropout(atoms), batch, num_graphs, self.readout)
+
+    def forward(self, x, edge_index, edge_attr, batch=None, num_graphs=None,
+                extra: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.embed(x, edge_index, edge_attr, batch, num_graphs)
+        if extra is not None:
+            z = torch.cat([z, extra], 1)
+        return self.head(z)
+
+
+class GIN(nn.Module):
+    """GIN with bond features (GINE): ``h_i <- MLP((1 + eps) h_i + sum_j ReLU(h_j + E b_ji))``.
+
+    Batch norm inside each MLP, ``layers`` layers, sum (default) or mean readout of the last
+    layer, then an FFN head.
+    """
+
+    def __init__(self, atom_features: int, bond_features: int, hidden: int = 300,
+                 layers: int = 4, out_features: int = 1, ffn_hidden: int = 300,
+                 dropout: float = 0.0, readout: str = "sum"):
+        super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        self.readout = readout
+        self.embed_atoms = nn.Linear(atom_features, hidden)
+        self.embed_bonds = nn.ModuleList(nn.Linear(bond_features, hidden) for _ in range(layers))
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                          nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
+            for _ in range(layers)
+        )
+        self.eps = nn.Parameter(torch.zeros(layers))
+        self.dropout = nn.Dropout(dropout)
+        self.head = _ffn(hidden, ffn_hidden, out_features, 2, dropout)
+
+    def forward(self, x, edge_index, edge_attr, batch=None, num_graphs=None) -> torch.Tensor:
+        batch, num_graphs = _check(x, edge_index, edge_attr, batch, num_graphs)
+        src, dst = edge_index
+        h = self.embed_atoms(x)
+        for k, (mlp, bonds) in enumerate(zip(self.mlps, self.embed_bonds)):
+            msg = torch.relu(h[src] + bonds(edge_attr))
+            h = self.dropout(mlp((1 + self.eps[k]) * h + scatter_sum(msg, dst, x.shape[0])))
+        return self.head(_readout(h, batch, num_graphs, self.readout))
+
+
+class GCN(nn.Module):
+    """GCN: ``H <- ReLU(D^-1/2 (A + I) D^-1/2 H W)``; bond features are ignored."""
+
+    def __init__(self, atom_features: int, bond_features: int = 0, hidden: int = 300,
+                 layers: int = 3, out_features: int = 1, ffn_hidden: int = 300,
+                 dropout: float = 0.0, readout: str = "mean"):
+        super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        self.readout = readout
+        widths = [atom_features] + [hidden] * layers
+        self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.dropout = nn.Dropout(dropout)
+        self.head = _ffn(hidden, ffn_hidden, out_features, 2, dropout)
+
+    def forward(self, x, edge_index, edge_attr=None, batch=None, num_graphs=None):
+        batch, num_graphs = _check(x, edge_index, edge_attr, batch, num_graphs)
+        n = x.shape[0]
+        loops = torch.arange(n, device=x.device)
+        src = torch.cat([edge_index[0], loops])
+        dst = torch.cat([edge_index[1], loops])
+        deg = torch.bincount(dst, minlength=n).to(x.dtype)
+        norm = (deg[src] * deg[dst]).rsqrt()[:, None]
+        h = x
+        for lin in self.lins:
+            h = lin(h)
+            h = self.dropout(torch.relu(scatter_sum(h[src] * norm, dst, n)))
+        return self.head(_readout(h, batch, num_graphs, self.readout))
