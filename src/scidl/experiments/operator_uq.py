@@ -53,6 +53,18 @@ def member_seed(seed: int, index: int) -> int:
     return seed + 1_000 * index
 
 
+def _blank_members(cfg: OperatorRunConfig, run: RunConfig, data: RunData) -> list[nn.Module]:
+    """Freshly built members (normalisers fitted on the training pairs), to load weights into."""
+    inputs, targets = operator.pairs(cfg, data, data.train)
+    return [operator.build(cfg, member_seed(run.seed, i), inputs, targets,
+                           operator._periodic(data)) for i in range(cfg.uq.members)]
+
+
+def _splits(cfg: OperatorRunConfig, data: RunData) -> tuple[RunData, dict | None]:
+    """The training data and, with ``uq.conformal``, the calibration samples held out of it."""
+    return split_calibration(data, cfg.uq.calibration) if cfg.uq.conformal else (data, None)
+
+
 def _fit_member(name: str, index: int, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
                 run_dir: str, resume: bool, quiet: bool, info: DistInfo | None = None):
     """Train one member; returns its CPU state dict and training record (also the body of a
@@ -84,13 +96,10 @@ def fit_members(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData
     else:
         # in process: on the run's device, and under torchrun on every rank (DDP per member)
         outputs = [_fit_member(**common, **task, info=info) for task in tasks]
-    inputs, targets = operator.pairs(cfg, data, data.train)
-    members = []
-    for i, (state, _) in enumerate(outputs):
-        model = operator.build(cfg, member_seed(run.seed, i), inputs, targets,
-                               operator._periodic(data))
+    members = _blank_members(cfg, run, data)
+    for model, (state, _) in zip(members, outputs):
         model.load_state_dict(state)
-        members.append(model.to(info.device))
+        model.to(info.device)
     first = outputs[0][1]
     total = dataclasses.replace(first, seconds=sum(r.seconds for _, r in outputs))
     return members, total
@@ -102,13 +111,9 @@ def restore_members(name: str, cfg: OperatorRunConfig, run: RunConfig, data: Run
     members' seconds summed (as :func:`fit_members` returns them)."""
     from scidl.train import load_trained
 
-    inputs, targets = operator.pairs(cfg, data, data.train)
-    members, results = [], []
-    for i in range(cfg.uq.members):
-        model = operator.build(cfg, member_seed(run.seed, i), inputs, targets,
-                               operator._periodic(data))
-        results.append(load_trained(model, run_dir / "checkpoints" / f"{name}.m{i}.pt"))
-        members.append(model)
+    members = _blank_members(cfg, run, data)
+    results = [load_trained(model, run_dir / "checkpoints" / f"{name}.m{i}.pt")
+               for i, model in enumerate(members)]
     return members, dataclasses.replace(results[0], seconds=sum(r.seconds for r in results))
 
 
@@ -158,9 +163,7 @@ def fit_and_evaluate(name: str, cfg: OperatorRunConfig, run: RunConfig, data: Ru
                      run_dir: Path, info: DistInfo, *, resume: bool, quiet: bool):
     """Train the ensemble (and calibrate it) and evaluate it: an OperatorOutcome whose metrics
     are the ensemble mean's plus ``uq``; its ``uncertainty`` holds the test Prediction."""
-    uq = cfg.uq
-    train_data, calibration = (split_calibration(data, uq.calibration) if uq.conformal
-                               else (data, None))
+    train_data, calibration = _splits(cfg, data)
     members, result = fit_members(name, cfg, run, train_data, run_dir, info, resume=resume,
                                   quiet=quiet)
     return evaluate(members, cfg, data, train_data, calibration, result)
@@ -187,7 +190,6 @@ def evaluate(members: list[nn.Module], cfg: OperatorRunConfig, data: RunData,
 
 def restore_and_evaluate(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData,
                          run_dir: Path):
-    train_data, calibration = (split_calibration(data, cfg.uq.calibration) if cfg.uq.conformal
-                               else (data, None))
+    train_data, calibration = _splits(cfg, data)
     members, result = restore_members(name, cfg, run, train_data, run_dir)
     return evaluate(members, cfg, data, train_data, calibration, result)
