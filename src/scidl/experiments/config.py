@@ -375,10 +375,12 @@ def parse_config(raw: Any) -> RunConfig | DynamicsRunConfig:
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a YAML mapping of keys to values")
     task = raw.get("task", "fields")
-    if task not in ("fields", "dynamics"):
-        raise ConfigError(f"config key 'task' must be 'dynamics', or left out for a field "
-                          f"study, got {task!r}")
-    schema = DynamicsRunConfig if task == "dynamics" else RunConfig
+    if task not in ("fields", "dynamics", "pinn"):
+        raise ConfigError(f"config key 'task' must be 'dynamics' or 'pinn', or left out for a "
+                          f"field study, got {task!r}")
+    from scidl.experiments.pinn_config import PINNTaskConfig
+
+    schema = {"dynamics": DynamicsRunConfig, "pinn": PINNTaskConfig}.get(task, RunConfig)
     if task == "fields":
         raw = {k: v for k, v in raw.items() if k != "task"}
     try:

@@ -12,7 +12,17 @@ from scidl.experiments.config import PINNRunConfig, RunConfig
 from scidl.metrics import relative_l2
 from scidl.models import MLP, count_parameters
 from scidl.pdes import make_pde
-from scidl.pinn import LossWeights, PINNProblem, SpaceTimeNetwork
+from scidl.pinn import (
+    PINN,
+    CoordinateFeatures,
+    FieldNetwork,
+    Interval,
+    Observations,
+    PeriodicBC,
+    PINNProblem,
+    SpaceTime,
+    TimeDomain,
+)
 from scidl.train import DistInfo, TrainOptions, TrainResult, train
 
 
@@ -23,16 +33,17 @@ class PINNOutcome:
     train_result: TrainResult | None
 
 
-def build(cfg: PINNRunConfig, dataset: FieldDataset, seed: int) -> SpaceTimeNetwork:
+def build(cfg: PINNRunConfig, dataset: FieldDataset, seed: int) -> PINN:
     torch.manual_seed(seed)
-    periodic = cfg.boundary == "hard-periodic"
     net = cfg.network
-    features = SpaceTimeNetwork.features_for(periodic, net.periodic_modes)
-    body = MLP(features, 1, width=net.width, hidden_layers=net.hidden_layers,
-               activation=net.activation)
     length = float(dataset.attrs.get("domain_length", 1.0))
-    return SpaceTimeNetwork(body, 0.0, length, float(dataset.t[-1]), periodic=periodic,
-                            periodic_modes=net.periodic_modes)
+    periodic = {0: length} if cfg.boundary == "hard-periodic" else None
+    features = CoordinateFeatures([0.0, 0.0], [length, float(dataset.t[-1])], periodic=periodic,
+                                  periodic_modes=net.periodic_modes)
+    body = MLP(features.out_features, 1, width=net.width, hidden_layers=net.hidden_layers,
+               activation=net.activation)
+    n_terms = 1 if cfg.boundary == "hard-periodic" else 2
+    return PINN(FieldNetwork(body, features), n_terms=n_terms, dim=2)
 
 
 def problem(cfg: PINNRunConfig, run: RunConfig, dataset: FieldDataset, test_u: torch.Tensor,
@@ -41,13 +52,19 @@ def problem(cfg: PINNRunConfig, run: RunConfig, dataset: FieldDataset, test_u: t
     equation = dataset.attrs.get("equation", run.data.equation)
     length = float(dataset.attrs.get("domain_length", 1.0))
     w = cfg.weights
+    x0 = dataset.x.to(torch.float64)
+    initial = Observations(points=torch.stack([x0, torch.zeros_like(x0)], 1),
+                           values=test_u[cfg.sample, 0].to(torch.float64), name="initial",
+                           weight=w.initial)
+    conditions = [initial]
+    if cfg.boundary == "soft-periodic":
+        conditions.append(PeriodicBC(dim=0, n=cfg.boundary_points, weight=w.boundary,
+                                     method="uniform", name="boundary"))
+    domain = SpaceTime(Interval(0.0, length), TimeDomain(0.0, float(dataset.t[-1])))
     return PINNProblem(
-        make_pde(equation, **params), x_min=0.0, x_max=length, t_final=float(dataset.t[-1]),
-        initial_points=dataset.x, initial_values=test_u[cfg.sample, 0],
-        boundary="none" if cfg.boundary == "hard-periodic" else "periodic",
-        n_collocation=cfg.collocation, n_boundary=cfg.boundary_points,
-        resample_every=cfg.resample_every,
-        weights=LossWeights(w.residual, w.initial, w.boundary), seed=run.seed, device=device,
+        make_pde(equation, **params), domain, conditions, collocation=cfg.collocation,
+        method="uniform", resample_every=cfg.resample_every, residual_weight=w.residual,
+        seed=run.seed, device=device,
     )
 
 
@@ -71,9 +88,10 @@ def evaluate(model: torch.nn.Module, cfg: PINNRunConfig, run: RunConfig, dataset
     device = next(model.parameters()).device
     objective = problem(cfg, run, dataset, test_u, device)
     reference = test_u[cfg.sample]  # [T, N]
-    prediction = objective.predict(model, dataset.x, dataset.t).cpu()
     tt, xx = torch.meshgrid(dataset.t, dataset.x, indexing="ij")
-    residual = objective.residual(model, xx.reshape(-1, 1).to(device), tt.reshape(-1, 1).to(device))
+    X = torch.stack([xx.reshape(-1), tt.reshape(-1)], 1).to(device, objective.dtype)
+    prediction = objective.predict(model, X).cpu().reshape(tt.shape)
+    residual = objective.residual(model, X)
     metrics = {
         "kind": "pinn",
         "sample": cfg.sample,

@@ -13,6 +13,8 @@ from scidl.experiments.config import OperatorRunConfig, RunConfig, parse_config
 from scidl.experiments.datasets import RunData, load_data, prepare_data
 from scidl.experiments.dynamics import run_dynamics
 from scidl.experiments.dynamics_config import DynamicsRunConfig
+from scidl.experiments.pinn_config import PINNTaskConfig
+from scidl.experiments.pinn_study import evaluate_pinn_run, run_pinn
 from scidl.experiments.rundir import (
     METRICS,
     TIMINGS,
@@ -37,6 +39,8 @@ def run(config: RunConfig | DynamicsRunConfig, out: str | Path, *, resume: bool 
     """
     if isinstance(config, DynamicsRunConfig):
         return run_dynamics(config, out, resume=resume, overwrite=overwrite, quiet=quiet)
+    if isinstance(config, PINNTaskConfig):
+        return run_pinn(config, out, resume=resume, overwrite=overwrite, quiet=quiet)
     info = init_distributed(config.device)
     out = Path(out)
     created = False
@@ -143,6 +147,8 @@ def evaluate_run(run_dir: str | Path) -> dict:
     if isinstance(config, DynamicsRunConfig):
         raise ConfigError(f"{str(run_dir)!r} is a dynamics run; it has no checkpoints to "
                           "evaluate (rerun its config instead)")
+    if isinstance(config, PINNTaskConfig):
+        return evaluate_pinn_run(config, run_dir)
     data = load_data(config.data, run_dir)
     dataset, test_u = _trajectories(config, data)
     outcomes = {}

@@ -1,7 +1,22 @@
-"""Physics-informed loss for a 1D time-dependent PDE: residual, initial and boundary terms."""
+"""A PINN as a training objective: the PDE's own residual, conditions, unknown parameters.
+
+:class:`PINN` is what :func:`scidl.train.train` trains (it holds the network, the unknown PDE
+parameters of an inverse problem, the loss-balancing weights and the points added by adaptive
+refinement, so one checkpoint resumes all of it). :class:`PINNProblem` is the objective: it draws
+points, evaluates the residual of the PDE's ``rhs`` -- the same method the solvers use, handed
+derivatives of the network (DESIGN.md) -- and the condition terms.
+
+Field layout handed to the PDE: a scalar equation sees ``u [P, 1]`` and coordinates ``[P, 1]``; a
+system of ``C`` fields (``pde.channels = C``) sees ``u [C, P, 1, ...]`` (channels first, then one
+point axis standing for all ``k`` spatial axes, padded with ``k - 1`` unit axes) so that its ``rhs``
+finds the channel axis where it would on a grid.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -9,100 +24,449 @@ from torch import nn
 
 from scidl.numerics.derivatives import AutogradDerivatives
 from scidl.pdes.base import TimeDependentPDE
+from scidl.pinn.conditions import Condition
+from scidl.pinn.jet import JetDerivatives, JetUnsupported, RecordingDerivatives, pair
+
+DERIVATIVE_MODES = ("forward", "autograd")
 
 
 @dataclass(frozen=True)
-class LossWeights:
-    """Weights of the loss terms ``w_r |r|^2 + w_ic |u - u0|^2 + w_bc |boundary|^2``."""
+class Unknown:
+    """An unknown PDE parameter learned with the network (an inverse problem).
 
-    residual: float = 1.0
-    initial: float = 1.0
-    boundary: float = 1.0
+    Args:
+        initial: the starting guess.
+        positive: learn ``log(value)`` so the value stays positive (viscosities, diffusivities).
+    """
+
+    initial: float
+    positive: bool = True
+
+    def raw(self) -> float:
+        if self.positive and not self.initial > 0:
+            raise ValueError(f"a positive unknown needs a positive initial guess, got "
+                             f"{self.initial}")
+        return math.log(self.initial) if self.positive else float(self.initial)
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """Residual-based adaptive refinement (RAR; Lu et al., SIAM Review 63, 2021): every
+    ``every`` steps, evaluate the residual at ``candidates`` random points and add the ``add``
+    with the largest residual to the collocation set, until ``until`` steps."""
+
+    every: int = 1000
+    candidates: int = 10000
+    add: int = 100
+    until: int | None = None
+
+
+@dataclass(frozen=True)
+class Balancing:
+    """Gradient-norm loss balancing (Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 43, 2021,
+    "learning rate annealing"): every ``every`` steps each condition's weight moves towards
+    ``max |grad L_residual| / mean |grad L_condition|`` with factor ``alpha``, until ``until``
+    steps (set it to the end of the Adam stage: L-BFGS needs a fixed objective)."""
+
+    every: int = 100
+    alpha: float = 0.1
+    until: int | None = None
+
+
+class PINN(nn.Module):
+    """The trained state of a PINN: ``net`` plus unknowns, loss weights and refinement points.
+
+    ``forward(X [P, D]) -> u [P, C]``.
+    """
+
+    def __init__(self, net: nn.Module, unknowns: dict[str, Unknown] | None = None,
+                 n_terms: int = 0, dim: int = 1):
+        super().__init__()
+        self.net = net
+        self.unknown_specs = dict(unknowns or {})
+        self.unknowns = nn.ParameterDict({
+            name: nn.Parameter(torch.tensor(spec.raw(), dtype=torch.float64))
+            for name, spec in self.unknown_specs.items()
+        })
+        self.register_buffer("term_weights", torch.ones(max(n_terms, 1), dtype=torch.float64))
+        self.register_buffer("added_points", torch.zeros(0, dim, dtype=torch.float64))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.net(X)
+
+    def unknown_values(self) -> dict[str, torch.Tensor]:
+        """The current unknown parameters (tensors in the graph, for the PDE)."""
+        return {name: (torch.exp(raw) if self.unknown_specs[name].positive else raw)
+                for name, raw in self.unknowns.items()}
+
+    def estimates(self) -> dict[str, float]:
+        return {k: float(v.detach()) for k, v in self.unknown_values().items()}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # refinement grows the point set during training: take the checkpoint's size
+        key = prefix + "added_points"
+        if key in state_dict:
+            self.added_points = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class PINNProblem:
-    """``u_t = pde.rhs(u, d)`` on ``[x_min, x_max] x [0, t_final]`` as a training objective.
-
-    The residual is the PDE's own :meth:`~scidl.pdes.TimeDependentPDE.residual` evaluated with
-    :class:`~scidl.numerics.AutogradDerivatives` -- the same ``rhs`` the spectral solver uses.
+    """``pde`` on ``domain`` with soft ``conditions``, as a training objective.
 
     Args:
-        pde: the equation.
-        x_min, x_max, t_final: the space-time box.
-        initial_points: ``[M]`` positions where the initial state is known.
-        initial_values: ``[M]`` the initial state there.
-        boundary: ``periodic`` (``u`` and ``u_x`` agree at both ends) or ``none`` (e.g. when the
-            network is periodic by construction).
-        n_collocation: residual points per step (uniform in the box, redrawn every
-            ``resample_every`` steps from the seed).
-        n_boundary: boundary times per step.
-        weights: loss weights.
-        seed: seed of the point sampling.
-        device: where points are created.
+        pde: a :class:`~scidl.pdes.TimeDependentPDE` (residual ``u_t - rhs(u)``, the domain a
+            :class:`~scidl.pinn.geometry.SpaceTime`) or a :class:`~scidl.pdes.SteadyPDE`
+            (its ``residual``, the domain a geometry).
+        domain: where the residual is enforced.
+        conditions: initial / boundary / data terms.
+        collocation: residual points.
+        method: their sampling, ``uniform``, ``sobol`` or ``lhs``.
+        resample_every: redraw the collocation points every so many steps (``None``: fixed).
+        unknowns: PDE parameters to learn, by field name (an inverse problem).
+        derivatives: ``forward`` (Taylor-mode jets, the default; falls back to autograd for a
+            network it cannot push jets through) or ``autograd`` (nested reverse mode).
+        compile: ``torch.compile`` the residual (forward mode only; fuses the jet arithmetic).
+        residual_weight: weight of the residual term.
+        refinement, balancing: :class:`Refinement`, :class:`Balancing` or ``None``.
+        seed, device, dtype: point sampling seed; where and in which precision to work.
     """
 
-    def __init__(self, pde: TimeDependentPDE, *, x_min: float, x_max: float, t_final: float,
-                 initial_points: torch.Tensor, initial_values: torch.Tensor,
-                 boundary: str = "periodic", n_collocation: int = 4096, n_boundary: int = 256,
-                 resample_every: int = 1, weights: LossWeights | None = None, seed: int = 0,
+    def __init__(self, pde, domain, conditions: Sequence[Condition] = (), *,
+                 collocation: int = 4096, method: str = "sobol",
+                 resample_every: int | None = None, unknowns: dict[str, Unknown] | None = None,
+                 derivatives: str = "forward", compile: bool = False,
+                 residual_weight: float = 1.0, refinement: Refinement | None = None,
+                 balancing: Balancing | None = None, seed: int = 0,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
-        if boundary not in ("periodic", "none"):
-            raise ValueError(f"boundary must be 'periodic' or 'none', got {boundary!r}")
-        if initial_points.shape != initial_values.shape or initial_points.ndim != 1:
-            raise ValueError("initial_points and initial_values must both have shape [M]")
-        self.pde, self.boundary = pde, boundary
-        self.x_min, self.x_max, self.t_final = x_min, x_max, t_final
-        self.n_collocation, self.n_boundary = n_collocation, n_boundary
-        self.resample_every, self.seed = max(1, resample_every), seed
-        self.weights = weights or LossWeights()
-        self.device, self.dtype = torch.device(device), dtype
-        self.initial_points = initial_points.to(self.device, dtype).reshape(-1, 1)
-        self.initial_values = initial_values.to(self.device, dtype).reshape(-1, 1)
+        if derivatives not in DERIVATIVE_MODES:
+            raise ValueError(f"derivatives must be one of {DERIVATIVE_MODES}, got "
+                             f"{derivatives!r}")
+        self.pde, self.domain = pde, domain
+        self.conditions = list(conditions)
+        names = [c.name for c in self.conditions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"condition names must be unique, got {names}; set name=...")
+        self.time_dependent = isinstance(pde, TimeDependentPDE)
+        if self.time_dependent and "t" not in domain.names:
+            raise ValueError(f"{type(pde).__name__} is time dependent: give a SpaceTime domain")
+        self.names: tuple[str, ...] = tuple(domain.names)
+        self.channels = int(getattr(pde, "channels", 1))
+        self.collocation, self.method = collocation, method
+        self.resample_every = resample_every
+        self.unknowns = dict(unknowns or {})
+        for name in self.unknowns:
+            if name not in {f.name for f in dataclasses.fields(pde)}:
+                raise ValueError(f"{type(pde).__name__} has no parameter {name!r}")
+        self.derivatives, self.compile = derivatives, compile
+        self.residual_weight = residual_weight
+        self.refinement, self.balancing = refinement, balancing
+        self.seed, self.device, self.dtype = seed, torch.device(device), dtype
+        self._fixed: dict[str, torch.Tensor] = {}
+        self._orders = self._required_orders()
+        self._compiled = None
+        self._cjet_cache: dict = {}
+        self._added_cache = None
 
-    def batch(self, step: int, rank: int = 0, world_size: int = 1) -> dict[str, torch.Tensor]:
-        """Collocation and boundary points for ``step``; each rank takes every ``world_size``-th."""
+    # ------------------------------------------------------------------------------- model
+
+    def model(self, net: nn.Module) -> PINN:
+        """Wrap ``net`` (``[P, D] -> [P, C]``) with this problem's unknowns and buffers."""
+        return PINN(net, self.unknowns, n_terms=len(self.conditions), dim=len(self.names))
+
+    def pde_for(self, model: PINN | None):
+        """The PDE with the model's current unknown values substituted."""
+        if model is None or not isinstance(model, PINN) or not model.unknowns:
+            return self.pde
+        values = {k: v.to(self.dtype) for k, v in model.unknown_values().items()}
+        return dataclasses.replace(self.pde, **values)
+
+    # ------------------------------------------------------------------------------ points
+
+    def _draw(self, key: str, step: int, sampler) -> torch.Tensor:
+        if self.resample_every is None:
+            if key not in self._fixed:
+                self._fixed[key] = sampler(self.seed).to(self.device, self.dtype)
+            return self._fixed[key]
         draw = step // self.resample_every
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + draw)
-        unit = torch.rand(self.n_collocation, 2, generator=generator, dtype=torch.float64)
-        x = self.x_min + (self.x_max - self.x_min) * unit[:, :1]
-        t = self.t_final * unit[:, 1:]
-        t_boundary = self.t_final * torch.rand(self.n_boundary, 1, generator=generator,
-                                               dtype=torch.float64)
+        cache = self._fixed.get(key + "@draw")
+        if cache is None or cache[0] != draw:
+            points = sampler(self.seed + 1_000_003 * draw).to(self.device, self.dtype)
+            self._fixed[key + "@draw"] = (draw, points)
+            return points
+        return cache[1]
+
+    def batch(self, step: int, rank: int = 0, world_size: int = 1) -> dict:
+        """Collocation and condition points for ``step``; each rank takes every
+        ``world_size``-th point."""
         shard = slice(rank, None, world_size)
-        to = {"device": self.device, "dtype": self.dtype}
-        return {
-            "x": x[shard].to(**to), "t": t[shard].to(**to),
-            "t_boundary": t_boundary[shard].to(**to),
-            "x0": self.initial_points[shard], "u0": self.initial_values[shard],
-        }
+        points = self._draw("residual", step, lambda s: self.domain.sample_interior(
+            self.collocation, method=self.method, seed=s))
+        batch = {"step": step, "residual": points[shard]}
+        for i, condition in enumerate(self.conditions):
+            # periodic pairs must stay pairs: shard them as pairs
+            X = self._draw(condition.name, step,
+                           lambda s, c=condition, i=i: c.sample(self.domain, s + 101 * (i + 1)))
+            batch[condition.name] = X if world_size == 1 else _shard_condition(X, condition,
+                                                                               rank, world_size)
+        return batch
 
-    def residual(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """PDE residual ``u_t - rhs(u)`` of ``model`` at the points ``(x, t)``, ``[P, 1]``."""
-        x = x.detach().requires_grad_(True)
-        t = t.detach().requires_grad_(True)
-        u = model(x, t)
-        return self.pde.residual(u, AutogradDerivatives({"x": x, "t": t}))
+    # ---------------------------------------------------------------------------- residual
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
-        residual = self.residual(model, batch["x"], batch["t"]).pow(2).mean()
-        initial = (model(batch["x0"], torch.zeros_like(batch["x0"])) - batch["u0"]).pow(2).mean()
-        terms = {"residual": residual, "initial": initial}
-        total = self.weights.residual * residual + self.weights.initial * initial
-        if self.boundary == "periodic":
-            tb = batch["t_boundary"]
-            left = torch.full_like(tb, self.x_min).requires_grad_(True)
-            right = torch.full_like(tb, self.x_max).requires_grad_(True)
-            u_left, u_right = model(left, tb), model(right, tb)
-            d_left = AutogradDerivatives({"x": left}).x(u_left)
-            d_right = AutogradDerivatives({"x": right}).x(u_right)
-            boundary = (u_left - u_right).pow(2).mean() + (d_left - d_right).pow(2).mean()
-            terms["boundary"] = boundary
-            total = total + self.weights.boundary * boundary
-        return total, {k: v.detach() for k, v in terms.items()}
+    def _required_orders(self) -> set[tuple[str, ...]]:
+        spatial = tuple(n for n in self.names if n != "t")
+        coords = {n: torch.zeros(self._coord_shape(3), dtype=torch.float64) for n in self.names}
+        recorder = RecordingDerivatives(self.names, coords)
+        u = torch.zeros(self._field_shape(3), dtype=torch.float64)
+        pde = self.pde
+        if self.unknowns:
+            pde = dataclasses.replace(pde, **{k: torch.tensor(v.initial, dtype=torch.float64)
+                                              for k, v in self.unknowns.items()})
+        if self.time_dependent:
+            pde.rhs(u, recorder)
+            recorder.requested.add(("t",))
+        else:
+            pde.residual(u, recorder)
+        del spatial
+        return recorder.requested
+
+    def _coord_shape(self, P: int) -> tuple[int, ...]:
+        k = max(len([n for n in self.names if n != "t"]), 1)
+        return (P, 1) if self.channels == 1 else (P,) + (1,) * (k - 1)
+
+    def _field_shape(self, P: int) -> tuple[int, ...]:
+        k = max(len([n for n in self.names if n != "t"]), 1)
+        return (P, 1) if self.channels == 1 else (self.channels, P) + (1,) * (k - 1)
+
+    def _to_field(self, v: torch.Tensor) -> torch.Tensor:
+        """``[P, C]`` network layout -> the PDE's field layout."""
+        if self.channels == 1:
+            return v
+        return v.t().reshape(self._field_shape(v.shape[0])).contiguous()
+
+    def _from_field(self, v: torch.Tensor) -> torch.Tensor:
+        if self.channels == 1:
+            return v
+        return v.reshape(self.channels, -1).t()
+
+    def residual(self, model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+        """The PDE residual of ``model`` at the points ``X [P, D]``, as ``[P, C]``."""
+        pde = self.pde_for(model)
+        net = self._net(model)
+        if self._use_forward(net):
+            try:
+                return self._residual_forward(net, pde, X, self._cjets(net, X, residual=True))
+            except JetUnsupported:
+                self.derivatives = "autograd"  # remember: this network needs reverse mode
+        return self._residual_autograd(model, pde, X)
+
+    def _use_forward(self, net) -> bool:
+        return self.derivatives == "forward" and hasattr(net, "jet")
+
+    def _net(self, model):
+        return model.net if isinstance(model, PINN) else model
+
+    def _orders_as_columns(self):
+        index = {n: i for i, n in enumerate(self.names)}
+        if any(len(o) > 2 for o in self._orders):
+            raise JetUnsupported("forward mode stops at second derivatives")
+        first = sorted({index[o[0]] for o in self._orders if len(o) == 1})
+        second = sorted({pair(index[o[0]], index[o[1]]) for o in self._orders if len(o) == 2})
+        return index, first, second
+
+    def _cjets(self, net, X, residual: bool, gradient: bool = False):
+        """The hard constraint's jets at ``X``, cached for point sets that do not change."""
+        if getattr(net, "constraint", None) is None:
+            return None
+        if residual:
+            _, first, second = self._orders_as_columns()
+        else:
+            first, second = (list(range(X.shape[1])) if gradient else []), []
+        key = (id(X), tuple(first), tuple(second))
+        hit = self._cjet_cache.get(key)
+        if hit is not None and hit[0] is X:
+            return hit[1]
+        jets = net.constraint_jets(X, first, second)
+        if len(self._cjet_cache) > 64:
+            self._cjet_cache.clear()
+        self._cjet_cache[key] = (X, jets)
+        return jets
+
+    def _residual_forward(self, net, pde, X, cjets):
+        index, first, second = self._orders_as_columns()
+        jet = net.jet(X, first, second, constraint_jets=cjets) if cjets is not None else \
+            net.jet(X, first, second)
+        table = {}
+        for o in self._orders:
+            if len(o) == 1:
+                table[o] = self._to_field(jet.d1[index[o[0]]])
+            else:
+                table[o] = self._to_field(jet.d2[pair(index[o[0]], index[o[1]])])
+        u = self._to_field(jet.value)
+        coords = {n: X[:, i].reshape(self._coord_shape(X.shape[0])) for n, i in index.items()}
+        d = JetDerivatives(self.names, coords, [(u, table)])
+        return self._from_field(self._pde_residual(pde, u, d))
+
+    def _residual_autograd(self, model, pde, X):
+        with torch.enable_grad():
+            columns = [X[:, i:i + 1].detach().requires_grad_(True) for i in range(X.shape[1])]
+            u = self._net(model)(torch.cat(columns, dim=1))
+            coords = {n: c.reshape(self._coord_shape(X.shape[0]))
+                      for n, c in zip(self.names, columns)}
+            # derivatives are taken with respect to the leaves; reshape views share them
+            d = AutogradDerivatives({n: c for n, c in zip(self.names, columns)})
+            d.coordinate = lambda name: coords[name]  # type: ignore[method-assign]
+            return self._from_field(self._pde_residual(pde, self._to_field(u), d))
+
+    def _pde_residual(self, pde, u, d):
+        if not self.time_dependent:
+            return pde.residual(u, d)
+        if self.channels == 1:
+            return d.t(u) - pde.rhs(u, d)
+        ut = torch.stack([d.t(u[c]) for c in range(self.channels)])
+        return ut - pde.rhs(u, d)
+
+    def values_and_gradient(self, model, X: torch.Tensor, gradient: bool, cjets=None):
+        """``u [M, C]`` and, if asked, ``grad u [M, C, D]`` at ``X``."""
+        net = self._net(model)
+        if not gradient:
+            return net(X), None
+        if self._use_forward(net):
+            try:
+                jet = net.jet(X, range(X.shape[1]), constraint_jets=cjets)
+                return jet.value, torch.stack([jet.d1[i] for i in range(X.shape[1])], -1)
+            except JetUnsupported:
+                pass
+        with torch.enable_grad():
+            Xg = X.detach().requires_grad_(True)
+            u = net(Xg)
+            grads = [torch.autograd.grad(u[:, c].sum(), Xg, create_graph=True)[0]
+                     for c in range(u.shape[1])]
+        return u, torch.stack(grads, 1)
+
+    # -------------------------------------------------------------------------------- loss
+
+    def _parts(self, net, pde, X, cjets, condition_points, condition_cjets):
+        """Mean squares of the residual and of every condition (the compiled region)."""
+        if cjets is not None or self._use_forward(net):
+            residual = self._residual_forward(net, pde, X, cjets)
+        else:
+            residual = self._residual_autograd(net, pde, X)
+        parts = [residual.pow(2).mean()]
+        D = len(self.names)
+        for condition, Xc, cj in zip(self.conditions, condition_points, condition_cjets):
+            # (observations carry their values as extra columns)
+            coords = Xc if Xc.shape[1] == D else Xc[:, :D]
+            u, grad = self.values_and_gradient(net, coords, condition.needs == "gradient", cj)
+            parts.append(condition.residual(Xc, u, grad, self.domain).pow(2).mean())
+        return parts
+
+    def loss(self, model: nn.Module, batch: dict):
+        step = batch["step"]
+        pinn = model.module if hasattr(model, "module") else model
+        if not isinstance(pinn, PINN):
+            pinn = None
+        # the loop calls loss several times per step under L-BFGS, with the same batch dict:
+        # refinement and balancing act once per step, marked on the batch
+        if pinn is not None and self.refinement is not None and not batch.get("_refined"):
+            batch["_refined"] = True
+            self._refine(pinn, step)
+        X = batch["residual"]
+        if pinn is not None and len(pinn.added_points):
+            X = self._with_added(X, pinn.added_points)
+        net = self._net(pinn if pinn is not None else model)
+        pde = self.pde_for(pinn)
+        points = [batch[c.name] for c in self.conditions]
+        forward = self._use_forward(net)
+        try:
+            cjets = self._cjets(net, X, residual=True) if forward else None
+            D = len(self.names)
+            ccjets = [self._cjets(net, Xc if Xc.shape[1] == D else Xc[:, :D], residual=False,
+                                  gradient=c.needs == "gradient")
+                      if forward else None for c, Xc in zip(self.conditions, points)]
+        except JetUnsupported:
+            self.derivatives, forward, cjets = "autograd", False, None
+            ccjets = [None] * len(points)
+        if forward and self.compile:
+            if self._compiled is None:
+                self._compiled = torch.compile(self._parts)
+            values = self._compiled(net, pde, X, cjets, points, ccjets)
+        else:
+            try:
+                values = self._parts(net, pde, X, cjets, points, ccjets)
+            except JetUnsupported:
+                self.derivatives = "autograd"
+                values = self._parts(net, pde, X, None, points, [None] * len(points))
+        parts = dict(zip(["residual"] + [c.name for c in self.conditions], values))
+        weights = self._weights(pinn, parts, step, batch)
+        total = self.residual_weight * parts["residual"]
+        for i, condition in enumerate(self.conditions):
+            total = total + condition.weight * weights[i] * parts[condition.name]
+        terms = {k: v.detach() for k, v in parts.items()}
+        if pinn is not None:
+            for name, value in pinn.unknown_values().items():
+                terms[name] = value.detach()
+        return total, terms
+
+    def _with_added(self, X, added):
+        hit = self._added_cache
+        if hit is not None and hit[0] is X and hit[1] == len(added):
+            return hit[2]
+        out = torch.cat([X, added.to(X)])
+        self._added_cache = (X, len(added), out)
+        return out
+
+    def _weights(self, pinn: PINN | None, parts: dict, step: int, batch: dict):
+        if pinn is None:
+            return [1.0] * len(self.conditions)
+        b = self.balancing
+        active = (b is not None and self.conditions and torch.is_grad_enabled()
+                  and step % b.every == 0 and (b.until is None or step < b.until)
+                  and not batch.get("_balanced"))
+        if active:
+            batch["_balanced"] = True
+            params = [p for p in pinn.net.parameters() if p.requires_grad]
+            g_res = torch.autograd.grad(parts["residual"], params, retain_graph=True,
+                                        allow_unused=True)
+            top = max(float(g.abs().max()) for g in g_res if g is not None)
+            for i, condition in enumerate(self.conditions):
+                g = torch.autograd.grad(parts[condition.name], params, retain_graph=True,
+                                        allow_unused=True)
+                flat = torch.cat([x.abs().flatten() for x in g if x is not None])
+                mean = float(flat.mean()) * condition.weight
+                if mean > 0:
+                    target = top / mean
+                    pinn.term_weights[i] = (1 - b.alpha) * pinn.term_weights[i] + b.alpha * target
+        return [pinn.term_weights[i].to(self.dtype) for i in range(len(self.conditions))]
+
+    def _refine(self, pinn: PINN, step: int) -> None:
+        r = self.refinement
+        if step == 0 or step % r.every or (r.until is not None and step >= r.until):
+            return
+        generator = torch.Generator().manual_seed(self.seed * 7 + step)
+        candidates = self.domain.sample_interior(r.candidates, method="uniform",
+                                                 seed=int(torch.randint(0, 2**31, (1,),
+                                                                        generator=generator)))
+        candidates = candidates.to(self.device, self.dtype)
+        chunks = []
+        for part in candidates.split(4096):
+            chunks.append(self.residual(pinn, part).detach().pow(2).sum(-1))
+        worst = torch.cat(chunks).topk(min(r.add, len(candidates))).indices
+        pinn.added_points = torch.cat([pinn.added_points, candidates[worst].double()])
+
+    # ----------------------------------------------------------------------------- predict
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Network values on the grid ``t [T] x x [N]`` -> ``[T, N]``."""
-        tt, xx = torch.meshgrid(t.to(self.device, self.dtype), x.to(self.device, self.dtype),
-                                indexing="ij")
-        return model(xx.reshape(-1, 1), tt.reshape(-1, 1)).reshape(tt.shape)
+    def predict(self, model: nn.Module, X: torch.Tensor, batch_size: int = 65536):
+        """The network at ``X [P, D]`` -> ``[P, C]``, in chunks."""
+        net = self._net(model)
+        X = X.to(self.device, self.dtype)
+        return torch.cat([net(part) for part in X.split(batch_size)])
+
+
+def _shard_condition(X: torch.Tensor, condition: Condition, rank: int, world: int):
+    from scidl.pinn.conditions import PeriodicBC
+
+    if isinstance(condition, PeriodicBC):
+        half = X.shape[0] // 2
+        return torch.cat([X[:half][rank::world], X[half:][rank::world]])
+    return X[rank::world]

@@ -83,6 +83,23 @@ def space_time_fields(x: torch.Tensor, t: torch.Tensor, reference: torch.Tensor,
     return _save(fig, path)
 
 
+def scattered_fields(x: torch.Tensor, y: torch.Tensor, reference: torch.Tensor,
+                     prediction: torch.Tensor, names: list[str], path: Path) -> Path:
+    """Reference, prediction and error of a 2D field given at scattered (or gridded) points."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    vmax = float(reference.abs().max())
+    error = prediction - reference
+    panels = [(reference, "reference", vmax), (prediction, "prediction", vmax),
+              (error, "prediction - reference", float(error.abs().max()))]
+    for ax, (field, label, limit) in zip(axes, panels):
+        image = ax.tripcolor(x.numpy(), y.numpy(), field.numpy(), cmap="RdBu_r", vmin=-limit,
+                             vmax=limit, shading="gouraud")
+        ax.set(title=label, xlabel=names[0], ylabel=names[1], aspect="equal")
+        fig.colorbar(image, ax=ax)
+    fig.suptitle(f"rel. L2 {float(error.norm() / reference.norm()):.2e}")
+    return _save(fig, path)
+
+
 def final_time_comparison(x: torch.Tensor, reference: torch.Tensor,
                           predictions: dict[str, torch.Tensor], title: str, path: Path) -> Path:
     """``u(x, T)`` of the reference and of every model on one trajectory."""
