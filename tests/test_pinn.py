@@ -206,7 +206,8 @@ def test_forward_mode_falls_back_to_autograd_for_networks_it_cannot_push_jets_th
     residual = problem.residual(net, X)
     reference = burgers(derivatives="autograd").residual(net, X)
     assert torch.allclose(residual, reference, atol=1e-14)
-    assert problem.derivatives == "autograd"
+    assert problem.derivatives_for(net) == "autograd"
+    assert problem.derivatives_for(random_net()) == "forward"  # only that network falls back
 
 
 # ------------------------------------------------------------------------ constraints

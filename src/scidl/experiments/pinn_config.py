@@ -102,7 +102,7 @@ class UnknownConfig(_Strict):
     initial: float
     positive: bool = True
     #: the true value, when known, to report the estimate's relative error
-    true: float | None = None
+    truth: float | None = None
 
 
 class ObservationsConfig(_Strict):
@@ -164,6 +164,7 @@ class BalancingConfig(_Strict):
     every: int = Field(100, ge=1)
     alpha: float = Field(0.1, gt=0, le=1)
     until: int | None = None
+    max_weight: float | None = Field(None, gt=0)
 
 
 class PINNTaskConfig(_Strict):

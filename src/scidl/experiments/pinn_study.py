@@ -157,7 +157,7 @@ def build(cfg: PINNTaskConfig, device="cpu") -> Built:
                 raise ConfigError(f"periodic dim {c.dim!r} is not one of {names}")
             conditions.append(PeriodicBC(dim=names.index(c.dim), name=name, **common))
     reference, layout = _reference(cfg, domain, names, channels)
-    truth = {k: u.true for k, u in p.unknowns.items() if u.true is not None}
+    truth = {k: u.truth for k, u in p.unknowns.items() if u.truth is not None}
     if p.observations is not None:
         o = p.observations
         X, u = reference
@@ -212,7 +212,7 @@ def build(cfg: PINNTaskConfig, device="cpu") -> Built:
             spatial = geometry
 
             def factor(X, spatial=spatial, t0=t0):
-                dist = spatial.distance(X[:, :spatial.dim])[:, None]
+                dist = spatial.smooth_distance(X[:, :spatial.dim])[:, None]
                 return dist * (X[:, -1:] - t0) if t0 is not None else dist
         else:
             factor = compile_expression(p.hard.factor, names)
@@ -255,7 +255,7 @@ def evaluate(built: Built, result) -> dict:
         metrics["optimizer_iterations"] = result.optimizer_iterations
         metrics["final_loss"] = result.history[-1]["loss"] if result.history else None
         metrics["train_seconds"] = result.seconds
-    metrics["derivatives"] = problem.derivatives
+    metrics["derivatives"] = problem.derivatives_for(model)
     metrics["compiled"] = bool(problem.compile)
     return metrics
 

@@ -183,6 +183,13 @@ class Geometry(ABC):
         unspecified.
         """
 
+    def smooth_distance(self, points) -> torch.Tensor:
+        """A smooth function of the points ``[P]``, zero on the boundary, positive inside: the
+        factor of a hard Dirichlet constraint ``u = g + phi N`` for second-order equations
+        (whose residual needs ``phi`` twice differentiable). The same as :meth:`distance`
+        where that is already smooth (box, disk)."""
+        return self.distance(points)
+
     @abstractmethod
     def measure(self) -> float:
         """Length, area or volume."""
@@ -567,6 +574,23 @@ class Polygon(Geometry):
     def distance(self, points) -> torch.Tensor:
         p = self._as_points(points)
         return self._edge_distances(p).min(1).values
+
+    def smooth_distance(self, points, m: int = 1) -> torch.Tensor:
+        """Approximate distance function of Sukumar & Srivastava (Comput. Methods Appl. Mech.
+        Eng. 389, 2022): each edge's trimmed, normalised distance ``phi_i`` (smooth, zero on the
+        edge only) joined by ``(sum phi_i^-m)^(-1/m)``. Unlike :meth:`distance`, it has no kinks
+        on the medial axis, so a hard constraint built on it keeps the PDE residual smooth."""
+        p = self._as_points(points)
+        a = self._const(self.vertices, p)
+        e = self._const(self._edge, p)
+        length = self._const(self._length, p)
+        rel = p[:, None, :] - a[None]  # [P, E, 2]
+        f = (rel[..., 0] * e[None, :, 1] - rel[..., 1] * e[None, :, 0]) / length
+        centre = a + e / 2
+        t = ((length / 2) ** 2 - (p[:, None, :] - centre[None]).pow(2).sum(-1)) / length
+        phi = torch.sqrt(f * f + ((torch.sqrt(t * t + f.pow(4)) - t) / 2) ** 2)
+        tiny = torch.finfo(p.dtype).tiny ** 0.5
+        return phi.clamp_min(tiny).pow(-m).sum(1).pow(-1.0 / m)
 
     def measure(self) -> float:
         return self._area

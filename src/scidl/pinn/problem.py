@@ -71,6 +71,9 @@ class Balancing:
     every: int = 100
     alpha: float = 0.1
     until: int | None = None
+    #: upper bound of a weight (None: unbounded, as in the paper); a cap keeps a condition
+    #: whose gradients vanish from starving the residual
+    max_weight: float | None = None
 
 
 class PINN(nn.Module):
@@ -165,6 +168,7 @@ class PINNProblem:
         self._orders = self._required_orders()
         self._compiled = None
         self._cjet_cache: dict = {}
+        self._reverse_only: set[int] = set()  # networks forward mode cannot handle
         self._added_cache = None
 
     # ------------------------------------------------------------------------------- model
@@ -256,11 +260,16 @@ class PINNProblem:
             try:
                 return self._residual_forward(net, pde, X, self._cjets(net, X, residual=True))
             except JetUnsupported:
-                self.derivatives = "autograd"  # remember: this network needs reverse mode
+                self._reverse_only.add(id(net))  # remember: this network needs reverse mode
         return self._residual_autograd(model, pde, X)
 
+    def derivatives_for(self, model) -> str:
+        """``forward`` or ``autograd``: the engine this problem uses for ``model``."""
+        return "forward" if self._use_forward(self._net(model)) else "autograd"
+
     def _use_forward(self, net) -> bool:
-        return self.derivatives == "forward" and hasattr(net, "jet")
+        return (self.derivatives == "forward" and hasattr(net, "jet")
+                and id(net) not in self._reverse_only)
 
     def _net(self, model):
         return model.net if isinstance(model, PINN) else model
@@ -384,8 +393,8 @@ class PINNProblem:
                                   gradient=c.needs == "gradient")
                       if forward else None for c, Xc in zip(self.conditions, points)]
         except JetUnsupported:
-            self.derivatives, forward, cjets = "autograd", False, None
-            ccjets = [None] * len(points)
+            self._reverse_only.add(id(net))
+            forward, cjets, ccjets = False, None, [None] * len(points)
         if forward and self.compile:
             if self._compiled is None:
                 self._compiled = torch.compile(self._parts)
@@ -394,7 +403,7 @@ class PINNProblem:
             try:
                 values = self._parts(net, pde, X, cjets, points, ccjets)
             except JetUnsupported:
-                self.derivatives = "autograd"
+                self._reverse_only.add(id(net))
                 values = self._parts(net, pde, X, None, points, [None] * len(points))
         parts = dict(zip(["residual"] + [c.name for c in self.conditions], values))
         weights = self._weights(pinn, parts, step, batch)
@@ -434,7 +443,8 @@ class PINNProblem:
                 flat = torch.cat([x.abs().flatten() for x in g if x is not None])
                 mean = float(flat.mean()) * condition.weight
                 if mean > 0:
-                    target = top / mean
+                    target = top / mean if b.max_weight is None else min(top / mean,
+                                                                         b.max_weight)
                     pinn.term_weights[i] = (1 - b.alpha) * pinn.term_weights[i] + b.alpha * target
         return [pinn.term_weights[i].to(self.dtype) for i in range(len(self.conditions))]
 
