@@ -100,3 +100,14 @@ def test_the_bundled_pinn_configs_parse():
     for path in sorted(root.glob("pinn_*.yaml")):
         config = parse_config(yaml.safe_load(path.read_text()))
         assert config.task == "pinn", path
+
+
+def test_the_pinn_docs_example_runs():
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "pinns.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code.replace("print(", "str("), "docs/pinns.md", "exec"), namespace)
+    assert float(namespace["residual"].pow(2).mean().sqrt()) < 0.05
+    assert namespace["result"].optimizer_iterations == {"0:adam": 300, "1:lbfgs": 200}
