@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,15 @@ def machine_info(**extra) -> dict:
         "torch_threads": torch.get_num_threads(),
         **extra,
     }
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its finished children (e.g. the C++
+    compiler ``torch.compile`` runs). On a shared machine this is what a computation costs,
+    whatever else runs beside it; wall time is not."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def utc_now() -> str:

@@ -36,13 +36,12 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # count the compile
 import argparse
 import copy
 import math
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _results import machine_info, utc_now, write_result
+from _results import cpu_seconds, machine_info, utc_now, write_result
 from torch.optim.optimizer import (
     register_optimizer_step_post_hook,
     register_optimizer_step_pre_hook,
@@ -69,15 +68,6 @@ RESULTS = Path(__file__).parent / "results" / "pinn_vs_deepxde.json"
 
 def reference():
     return load_pinn_reference("burgers").points()
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (the compiler that
-    ``torch.compile`` calls), user + system. On a shared machine this is what a run costs,
-    independent of what else runs there; wall time is recorded too."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 class Snapshots:
@@ -219,7 +209,7 @@ def run_scidl(seed: int, X, u, args, variant: str) -> dict:
     adam_seconds = adam_clock.get("end", cpu_seconds()) - adam_clock["start"]
     curve = score(snaps, model, lambda x: problem.predict(model, x), X, u)
     return {"library": "scidl", "variant": variant, "seed": seed,
-            "cpu_ms_per_adam_iteration": 1e3 * adam_seconds / args.adam,
+            "cpu_ms_per_adam_iteration": 1e3 * adam_seconds / stages[0].steps,
             "adam_iterations": result.optimizer_iterations.get("0:adam"),
             "lbfgs_iterations": result.optimizer_iterations.get("1:lbfgs"),
             **scores(curve), "curve": curve}
