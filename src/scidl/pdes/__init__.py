@@ -11,6 +11,7 @@ from scidl.pdes.kdv import KdV
 from scidl.pdes.kuramoto_sivashinsky import KuramotoSivashinsky
 from scidl.pdes.navier_stokes import NavierStokes2D
 from scidl.pdes.poisson import Poisson
+from scidl.pdes.shallow_water import ShallowWater2D
 from scidl.pdes.steady import SteadyPDE
 from scidl.pdes.trajectory_residual import residual_loss, trajectory_residual
 from scidl.pdes.wave import Wave
@@ -19,7 +20,7 @@ from scidl.pdes.wave import Wave
 PDES: dict[str, type[TimeDependentPDE]] = {
     cls.name: cls
     for cls in (Advection, AllenCahn, Burgers, FisherKPP, Heat, KdV, KuramotoSivashinsky,
-                NavierStokes2D, Wave)
+                NavierStokes2D, ShallowWater2D, Wave)
 }
 
 
@@ -42,6 +43,7 @@ __all__ = [
     "NavierStokes2D",
     "PDES",
     "Poisson",
+    "ShallowWater2D",
     "SteadyPDE",
     "TimeDependentPDE",
     "Wave",
