@@ -94,7 +94,12 @@ class PINN(nn.Module):
         self.register_buffer("term_weights", torch.ones(max(n_terms, 1), dtype=torch.float64))
         self.register_buffer("added_points", torch.zeros(0, dim, dtype=torch.float64))
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
+    def forward(self, X: torch.Tensor | None, evaluate=None):
+        """``net(X)``; or, with ``evaluate``, ``evaluate(self)``: how the objective runs its loss
+        through this module's ``forward``, so that a DistributedDataParallel wrapper sees the
+        computation and synchronises the gradients of the jets' backward pass."""
+        if evaluate is not None:
+            return evaluate(self)
         return self.net(X)
 
     def unknown_values(self) -> dict[str, torch.Tensor]:
@@ -395,16 +400,22 @@ class PINNProblem:
         except JetUnsupported:
             self._reverse_only.add(id(net))
             forward, cjets, ccjets = False, None, [None] * len(points)
-        if forward and self.compile:
-            if self._compiled is None:
-                self._compiled = torch.compile(self._parts)
-            values = self._compiled(net, pde, X, cjets, points, ccjets)
-        else:
+        def evaluate(owner):
+            inner = owner.net if isinstance(owner, PINN) else net
+            if forward and self.compile:
+                if self._compiled is None:
+                    self._compiled = torch.compile(self._parts)
+                return self._compiled(inner, pde, X, cjets, points, ccjets)
             try:
-                values = self._parts(net, pde, X, cjets, points, ccjets)
+                return self._parts(inner, pde, X, cjets, points, ccjets)
             except JetUnsupported:
-                self._reverse_only.add(id(net))
-                values = self._parts(net, pde, X, None, points, [None] * len(points))
+                self._reverse_only.add(id(inner))
+                return self._parts(inner, pde, X, None, points, [None] * len(points))
+
+        if hasattr(model, "module") and pinn is not None:  # DistributedDataParallel
+            values = model(None, evaluate=evaluate)
+        else:
+            values = evaluate(pinn if pinn is not None else model)
         parts = dict(zip(["residual"] + [c.name for c in self.conditions], values))
         weights = self._weights(pinn, parts, step, batch)
         total = self.residual_weight * parts["residual"]
