@@ -304,6 +304,11 @@ def test_batches_are_a_function_of_seed_and_step_and_respect_resample_every():
     assert not same_batch(problem.batch(3), make_problem(seed=5).batch(3))
     fixed = make_problem(resample_every=None)
     assert same_batch(fixed.batch(0), fixed.batch(1000))
+    until = make_problem(resample_every=1)
+    until.resample_until = 10  # points stop changing there (for the L-BFGS stage)
+    assert not same_batch(until.batch(5), until.batch(6))
+    assert same_batch(until.batch(9), until.batch(10)) and same_batch(until.batch(9),
+                                                                     until.batch(5000))
     batch = problem.batch(7)
     X = batch["residual"]
     assert X.shape == (100, 2) and X.dtype == F64

@@ -64,6 +64,7 @@ def problem(cfg: PINNRunConfig, run: RunConfig, dataset: FieldDataset, test_u: t
     return PINNProblem(
         make_pde(equation, **params), domain, conditions, collocation=cfg.collocation,
         method="uniform", resample_every=cfg.resample_every, residual_weight=w.residual,
+        resample_until=sum(s.steps for s in cfg.training.to_stages() if s.optimizer != "lbfgs"),
         seed=run.seed, device=device,
     )
 

@@ -177,6 +177,7 @@ def build(cfg: PINNTaskConfig, device="cpu") -> Built:
     problem = PINNProblem(
         pde, domain, conditions, collocation=cfg.collocation.points,
         method=cfg.collocation.method, resample_every=cfg.collocation.resample_every,
+        resample_until=adam_steps or None,
         unknowns={k: Unknown(u.initial, u.positive) for k, u in p.unknowns.items()},
         derivatives=cfg.derivatives, compile=compile,
         refinement=Refinement(**{**cfg.refinement.model_dump(),

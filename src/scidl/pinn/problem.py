@@ -130,6 +130,8 @@ class PINNProblem:
         collocation: residual points.
         method: their sampling, ``uniform``, ``sobol`` or ``lhs``.
         resample_every: redraw the collocation points every so many steps (``None``: fixed).
+        resample_until: stop redrawing at this step (keep the last draw): L-BFGS needs a fixed
+            objective, so set it to the end of the Adam stages.
         unknowns: PDE parameters to learn, by field name (an inverse problem).
         derivatives: ``forward`` (Taylor-mode jets, the default; falls back to autograd for a
             network it cannot push jets through) or ``autograd`` (nested reverse mode).
@@ -141,7 +143,8 @@ class PINNProblem:
 
     def __init__(self, pde, domain, conditions: Sequence[Condition] = (), *,
                  collocation: int = 4096, method: str = "sobol",
-                 resample_every: int | None = None, unknowns: dict[str, Unknown] | None = None,
+                 resample_every: int | None = None, resample_until: int | None = None,
+                 unknowns: dict[str, Unknown] | None = None,
                  derivatives: str = "forward", compile: bool = False,
                  residual_weight: float = 1.0, refinement: Refinement | None = None,
                  balancing: Balancing | None = None, seed: int = 0,
@@ -160,7 +163,7 @@ class PINNProblem:
         self.names: tuple[str, ...] = tuple(domain.names)
         self.channels = int(getattr(pde, "channels", 1))
         self.collocation, self.method = collocation, method
-        self.resample_every = resample_every
+        self.resample_every, self.resample_until = resample_every, resample_until
         self.unknowns = dict(unknowns or {})
         for name in self.unknowns:
             if name not in {f.name for f in dataclasses.fields(pde)}:
@@ -196,6 +199,8 @@ class PINNProblem:
             if key not in self._fixed:
                 self._fixed[key] = sampler(self.seed).to(self.device, self.dtype)
             return self._fixed[key]
+        if self.resample_until is not None:
+            step = min(step, max(self.resample_until - 1, 0))
         draw = step // self.resample_every
         cache = self._fixed.get(key + "@draw")
         if cache is None or cache[0] != draw:
