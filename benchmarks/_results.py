@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import os
 import platform
 import resource
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,21 @@ def cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def calibrated_steps(model, objective, minutes: float, lr: float, probe: int = 30) -> int:
+    """Optimiser steps that fit ``minutes`` of wall time, timed on a throwaway copy."""
+    scratch = copy.deepcopy(model)
+    opt = torch.optim.Adam(scratch.parameters(), lr=lr)
+    for i in range(probe + 2):
+        if i == 2:
+            t0 = time.perf_counter()
+        loss, _ = objective.loss(scratch, objective.batch(i))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    per_step = (time.perf_counter() - t0) / probe
+    return max(1, int(60 * minutes / per_step))
 
 
 def utc_now() -> str:

@@ -35,13 +35,12 @@ Writes benchmarks/results/forecast_ks.json and forecast_ks_*.png.
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import time
 from pathlib import Path
 
 import torch
-from _results import machine_info, utc_now, write_result
+from _results import calibrated_steps, machine_info, utc_now, write_result
 
 from scidl.forecast import (
     AutoregressiveObjective,
@@ -114,21 +113,6 @@ def dataset(args) -> tuple[torch.Tensor, torch.Tensor, dict]:
 def make_model(args) -> FNO:
     return FNO(ndim=1, in_channels=1, out_channels=1, modes=args.modes, width=args.width,
                layers=args.layers, grid_channels=False)
-
-
-def calibrated_steps(model, objective, minutes: float, lr: float, probe: int = 30) -> int:
-    """Optimiser steps that fit ``minutes`` of wall time, timed on a throwaway copy."""
-    scratch = copy.deepcopy(model)
-    opt = torch.optim.Adam(scratch.parameters(), lr=lr)
-    for i in range(probe + 2):
-        if i == 2:
-            t0 = time.perf_counter()
-        loss, _ = objective.loss(scratch, objective.batch(i))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    per_step = (time.perf_counter() - t0) / probe
-    return max(1, int(60 * minutes / per_step))
 
 
 def evaluate(model, test_u, long_starts, ref_spectrum, ref_energy, delta, args) -> dict:

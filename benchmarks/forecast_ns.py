@@ -23,12 +23,11 @@ Writes benchmarks/results/forecast_ns.json and forecast_ns_*.png.
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from pathlib import Path
 
 import torch
-from _results import machine_info, utc_now, write_result
+from _results import calibrated_steps, machine_info, utc_now, write_result
 
 from scidl.forecast import AutoregressiveObjective, evaluate_rollout, increment_scale, rollout
 from scidl.forecast import plots as fplots
@@ -48,19 +47,6 @@ def trajectories(n: int, seed: int, chunk: int = 32) -> torch.Tensor:
     out = [simulate(NavierStokes2D(nu=1e-3), w0[i:i + chunk], t, grid=grid, dt=SOLVER_DT)
            for i in range(0, n, chunk)]
     return torch.cat(out)[:, :, None].float()
-
-
-def calibrated_steps(model, objective, minutes: float, lr: float, probe: int = 10) -> int:
-    scratch = copy.deepcopy(model)
-    opt = torch.optim.Adam(scratch.parameters(), lr=lr)
-    for i in range(probe + 2):
-        if i == 2:
-            t0 = time.perf_counter()
-        loss, _ = objective.loss(scratch, objective.batch(i))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return max(1, int(60 * minutes / ((time.perf_counter() - t0) / probe)))
 
 
 def main(argv: list[str] | None = None) -> dict:

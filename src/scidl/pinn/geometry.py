@@ -637,14 +637,7 @@ class SpaceTime:
         self.dim = geometry.dim + 1
         self.names = geometry.names + ("t",)
 
-    def _as_points(self, points) -> torch.Tensor:
-        if not isinstance(points, torch.Tensor):
-            points = torch.as_tensor(np.asarray(points, dtype=np.float64))
-        if points.ndim != 2 or points.shape[1] != self.dim:
-            raise ValueError(
-                f"points must have shape [P, dim] = [P, {self.dim}], got {tuple(points.shape)}"
-            )
-        return points if points.is_floating_point() else points.to(_DTYPE)
+    _as_points = Geometry._as_points
 
     def _t_of(self, u: torch.Tensor) -> torch.Tensor:
         return self.time.t0 + (self.time.t1 - self.time.t0) * u
