@@ -115,8 +115,16 @@ def test_the_residual_of_an_exact_wave_solution_vanishes_for_the_two_channel_sys
     residual = problem.residual(Standing(), X).detach()
     assert residual.shape == (300, 2)
     assert float(residual.abs().max()) < 1e-10
-    # and forward mode on a network gives the same residual as autograd
+    # per-channel weights scale each equation inside the residual term
     net = random_net(2, 2)
+    weighted = PINNProblem(Wave(c), domain, dtype=F64, channel_weights=[2.0, 0.5])
+    r = weighted.residual(net, X).detach()
+    _, terms = weighted.loss(net, {"step": 0, "residual": X})
+    expected = (r * torch.tensor([2.0, 0.5], dtype=F64)).pow(2).mean()
+    assert float(terms["residual"]) == pytest.approx(float(expected), rel=1e-12)
+    with pytest.raises(ValueError, match="one weight per channel"):
+        PINNProblem(Wave(c), domain, channel_weights=[1.0])
+    # and forward mode on a network gives the same residual as autograd
     forward = PINNProblem(Wave(c), domain, dtype=F64).residual(net, X).detach()
     assert torch.allclose(forward, problem.residual(net, X).detach(), rtol=1e-12, atol=1e-12)
 

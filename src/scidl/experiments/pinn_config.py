@@ -179,6 +179,8 @@ class PINNTaskConfig(_Strict):
     network: NetworkConfig = NetworkConfig()
     collocation: CollocationConfig = CollocationConfig()
     derivatives: Literal["forward", "autograd"] = "forward"
+    #: a weight per equation of a system inside the residual term
+    channel_weights: list[float] | None = None
     #: torch.compile the loss (forward mode); ``auto``: on CPU/GPU when training is long
     compile: Literal["auto", "on", "off"] = "auto"
     refinement: RefinementConfig | None = None

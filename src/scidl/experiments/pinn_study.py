@@ -179,7 +179,7 @@ def build(cfg: PINNTaskConfig, device="cpu") -> Built:
         method=cfg.collocation.method, resample_every=cfg.collocation.resample_every,
         resample_until=adam_steps or None,
         unknowns={k: Unknown(u.initial, u.positive) for k, u in p.unknowns.items()},
-        derivatives=cfg.derivatives, compile=compile,
+        derivatives=cfg.derivatives, compile=compile, channel_weights=cfg.channel_weights,
         refinement=Refinement(**{**cfg.refinement.model_dump(),
                                  "until": cfg.refinement.until or adam_steps or None})
         if cfg.refinement else None,

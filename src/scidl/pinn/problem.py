@@ -137,6 +137,8 @@ class PINNProblem:
             network it cannot push jets through) or ``autograd`` (nested reverse mode).
         compile: ``torch.compile`` the residual (forward mode only; fuses the jet arithmetic).
         residual_weight: weight of the residual term.
+        channel_weights: for a system, a weight per equation inside the residual term
+            (``mean_c w_c^2 r_c^2``), to balance channels of different scales.
         refinement, balancing: :class:`Refinement`, :class:`Balancing` or ``None``.
         seed, device, dtype: point sampling seed; where and in which precision to work.
     """
@@ -146,7 +148,8 @@ class PINNProblem:
                  resample_every: int | None = None, resample_until: int | None = None,
                  unknowns: dict[str, Unknown] | None = None,
                  derivatives: str = "forward", compile: bool = False,
-                 residual_weight: float = 1.0, refinement: Refinement | None = None,
+                 residual_weight: float = 1.0, channel_weights: Sequence[float] | None = None,
+                 refinement: Refinement | None = None,
                  balancing: Balancing | None = None, seed: int = 0,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
         if derivatives not in DERIVATIVE_MODES:
@@ -170,6 +173,11 @@ class PINNProblem:
                 raise ValueError(f"{type(pde).__name__} has no parameter {name!r}")
         self.derivatives, self.compile = derivatives, compile
         self.residual_weight = residual_weight
+        if channel_weights is not None and len(channel_weights) != self.channels:
+            raise ValueError(f"channel_weights needs one weight per channel ({self.channels}), "
+                             f"got {len(channel_weights)}")
+        self.channel_weights = (None if channel_weights is None
+                                else torch.tensor(channel_weights, dtype=torch.float64))
         self.refinement, self.balancing = refinement, balancing
         self.seed, self.device, self.dtype = seed, torch.device(device), dtype
         self._fixed: dict[str, torch.Tensor] = {}
@@ -370,6 +378,8 @@ class PINNProblem:
             residual = self._residual_forward(net, pde, X, cjets)
         else:
             residual = self._residual_autograd(net, pde, X)
+        if self.channel_weights is not None:
+            residual = residual * self.channel_weights.to(residual)
         parts = [residual.pow(2).mean()]
         D = len(self.names)
         for condition, Xc, cj in zip(self.conditions, condition_points, condition_cjets):
