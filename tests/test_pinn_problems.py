@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import pinn_problems as pp  # noqa: E402
+import pinn_setups as pp  # noqa: E402
 
 from scidl.models.mlp import MLP  # noqa: E402
 from scidl.pinn import FieldNetwork  # noqa: E402

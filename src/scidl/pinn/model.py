@@ -1,0 +1,99 @@
+"""What a PINN trains and how: the trained state (:class:`PINN`), unknown parameters of an
+inverse problem (:class:`Unknown`), adaptive refinement (:class:`Refinement`) and loss balancing
+(:class:`Balancing`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """An unknown PDE parameter learned with the network (an inverse problem).
+
+    Args:
+        initial: the starting guess.
+        positive: learn ``log(value)`` so the value stays positive (viscosities, diffusivities).
+    """
+
+    initial: float
+    positive: bool = True
+
+    def raw(self) -> float:
+        if self.positive and not self.initial > 0:
+            raise ValueError(f"a positive unknown needs a positive initial guess, got "
+                             f"{self.initial}")
+        return math.log(self.initial) if self.positive else float(self.initial)
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """Residual-based adaptive refinement (RAR; Lu et al., SIAM Review 63, 2021): every
+    ``every`` steps, evaluate the residual at ``candidates`` random points and add the ``add``
+    with the largest residual to the collocation set, until ``until`` steps."""
+
+    every: int = 1000
+    candidates: int = 10000
+    add: int = 100
+    until: int | None = None
+
+
+@dataclass(frozen=True)
+class Balancing:
+    """Gradient-norm loss balancing (Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 43, 2021,
+    "learning rate annealing"): every ``every`` steps each condition's weight moves towards
+    ``max |grad L_residual| / mean |grad L_condition|`` with factor ``alpha``, until ``until``
+    steps (set it to the end of the Adam stage: L-BFGS needs a fixed objective)."""
+
+    every: int = 100
+    alpha: float = 0.1
+    until: int | None = None
+    #: upper bound of a weight (None: unbounded, as in the paper); a cap keeps a condition
+    #: whose gradients vanish from starving the residual
+    max_weight: float | None = None
+
+
+class PINN(nn.Module):
+    """The trained state of a PINN: ``net`` plus unknowns, loss weights and refinement points.
+
+    ``forward(X [P, D]) -> u [P, C]``.
+    """
+
+    def __init__(self, net: nn.Module, unknowns: dict[str, Unknown] | None = None,
+                 n_terms: int = 0, dim: int = 1):
+        super().__init__()
+        self.net = net
+        self.unknown_specs = dict(unknowns or {})
+        self.unknowns = nn.ParameterDict({
+            name: nn.Parameter(torch.tensor(spec.raw(), dtype=torch.float64))
+            for name, spec in self.unknown_specs.items()
+        })
+        self.register_buffer("term_weights", torch.ones(max(n_terms, 1), dtype=torch.float64))
+        self.register_buffer("added_points", torch.zeros(0, dim, dtype=torch.float64))
+
+    def forward(self, X: torch.Tensor | None, evaluate=None):
+        """``net(X)``; or, with ``evaluate``, ``evaluate(self)``: how the objective runs its loss
+        through this module's ``forward``, so that a DistributedDataParallel wrapper sees the
+        computation and synchronises the gradients of the jets' backward pass."""
+        if evaluate is not None:
+            return evaluate(self)
+        return self.net(X)
+
+    def unknown_values(self) -> dict[str, torch.Tensor]:
+        """The current unknown parameters (tensors in the graph, for the PDE)."""
+        return {name: (torch.exp(raw) if self.unknown_specs[name].positive else raw)
+                for name, raw in self.unknowns.items()}
+
+    def estimates(self) -> dict[str, float]:
+        return {k: float(v.detach()) for k, v in self.unknown_values().items()}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # refinement grows the point set during training: take the checkpoint's size
+        key = prefix + "added_points"
+        if key in state_dict:
+            self.added_points = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
