@@ -146,7 +146,6 @@ class PINNProblem:
     # ---------------------------------------------------------------------------- residual
 
     def _required_orders(self) -> set[tuple[str, ...]]:
-        spatial = tuple(n for n in self.names if n != "t")
         coords = {n: torch.zeros(self._coord_shape(3), dtype=torch.float64) for n in self.names}
         recorder = RecordingDerivatives(self.names, coords)
         u = torch.zeros(self._field_shape(3), dtype=torch.float64)
@@ -159,7 +158,6 @@ class PINNProblem:
             recorder.requested.add(("t",))
         else:
             pde.residual(u, recorder)
-        del spatial
         return recorder.requested
 
     def _coord_shape(self, P: int) -> tuple[int, ...]:
