@@ -7,7 +7,7 @@ solved by scidl's ETDRK4 pseudo-spectral solver from random geostrophically bala
 dt = 0.2. Training: 24 trajectories of 60 steps; test: 8 other trajectories of 240 steps.
 
 Model: a 2D FNO (scidl.models.FNO, 12 modes, width 24, 4 layers) trained through
-``scidl.train.train`` with :class:`scidl.data.shallow_water.OneStepForecast` (residual one-step
+``scidl.train.train`` with :class:`scidl.forecast.OneStepForecast` (residual one-step
 training on per-channel standardised fields, MSE). Rollouts of 240 steps from the test initial
 states in float32, free and with :class:`scidl.forecast.projections.MeanProjection` (mean depth of
 the initial state restored after every step). Reported: the relative mass drift
@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from _results import machine_info, utc_now, write_result
 
-from scidl.data.shallow_water import OneStepForecast, shallow_water_trajectories
+from scidl.data.shallow_water import shallow_water_trajectories
+from scidl.forecast import OneStepForecast
 from scidl.forecast.projections import MeanProjection, conserved_mass
 from scidl.metrics.forecast import rmse_by_lead
 from scidl.models import FNO, count_parameters

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from scidl.data.shallow_water import (
-    OneStepForecast,
     balanced_initial_condition,
     balanced_state,
     shallow_water_trajectories,
 )
 from scidl.errors import ShapeError
+from scidl.forecast import OneStepForecast
 from scidl.forecast.projections import (
     MeanProjection,
     conserved_mass,

@@ -6,7 +6,6 @@ directory (created, filled, removed again on failure) and the report.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import torch
 import scidl
 from scidl.experiments.dynamics_config import DynamicsRunConfig
 from scidl.experiments.dynamics_studies import STUDIES
-from scidl.experiments.rundir import METRICS, TIMINGS, open_run_dir, write_json
+from scidl.experiments.rundir import METRICS, TIMINGS, run_directory, write_json
 from scidl.report.study import render_study_report
 
 
@@ -28,8 +27,7 @@ def run_dynamics(config: DynamicsRunConfig, out: str | Path, *, resume: bool = F
     anything fails. Studies are short and rerun in full on ``--resume``.
     """
     out = Path(out)
-    created = open_run_dir(out, config.to_dict(), resume=resume, overwrite=overwrite)
-    try:
+    with run_directory(out, config.to_dict(), resume=resume, overwrite=overwrite):
         started = time.perf_counter()
         timings: dict[str, float] = {}
         metrics = {"scidl_version": scidl.__version__, "seed": config.seed, "studies": {}}
@@ -49,8 +47,4 @@ def run_dynamics(config: DynamicsRunConfig, out: str | Path, *, resume: bool = F
         timings["report"] = time.perf_counter() - clock
         timings["total"] = time.perf_counter() - started
         write_json(out / TIMINGS, timings)
-    except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
     return out

@@ -8,7 +8,6 @@ and, for an inverse problem, the parameter estimates.
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import scidl
 from scidl.data.pinn_reference import load_pinn_reference
 from scidl.errors import ConfigError
 from scidl.experiments.pinn_config import PINNTaskConfig
-from scidl.experiments.rundir import METRICS, TIMINGS, open_run_dir, write_json
+from scidl.experiments.rundir import METRICS, TIMINGS, run_directory, write_json
 from scidl.models import count_parameters
 from scidl.models.mlp import MLP, SIREN
 from scidl.pdes import PDES, Poisson
@@ -266,8 +265,7 @@ def run_pinn(config: PINNTaskConfig, out: str | Path, *, resume: bool = False,
     """Carry out a ``task: pinn`` config into the run directory ``out`` and return it."""
     out = Path(out)
     info = init_distributed(config.device)
-    created = open_run_dir(out, config.to_dict(), resume=resume, overwrite=overwrite)
-    try:
+    with run_directory(out, config.to_dict(), resume=resume, overwrite=overwrite):
         started = time.perf_counter()
         built = build(config, info.device)
         result = train(
@@ -289,10 +287,6 @@ def run_pinn(config: PINNTaskConfig, out: str | Path, *, resume: bool = False,
                             metrics=metrics, timings=timings, config=config.to_dict())
         timings["total"] = time.perf_counter() - started
         write_json(out / TIMINGS, timings)
-    except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import shutil
@@ -85,3 +86,16 @@ def read_run_config(run_dir: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{str(run_dir)!r} is not a run directory: it has no {CONFIG}")
     return yaml.safe_load(path.read_text())
+
+
+@contextlib.contextmanager
+def run_directory(out: Path, resolved_config: dict, *, resume: bool, overwrite: bool):
+    """:func:`open_run_dir`, and remove the directory again if this call created it and the
+    body fails: no half-written run is left behind."""
+    created = open_run_dir(out, resolved_config, resume=resume, overwrite=overwrite)
+    try:
+        yield out
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise

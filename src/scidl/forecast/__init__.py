@@ -7,6 +7,8 @@
   projection hook), :class:`Forecaster`, :func:`evaluate_rollout` (scores by lead time);
 * :mod:`scidl.forecast.ensemble`: perturbed-initial-condition and multi-model ensembles, CRPS
   and spread-skill by lead;
+* :mod:`scidl.forecast.one_step`: :class:`OneStepForecast`, one-step training on
+  channel-standardised fields;
 * :mod:`scidl.forecast.stabilizers`: spectral normalisation of FNOs (per Fourier mode) and CNNs;
 * :mod:`scidl.forecast.projections`: conservation projections (keep a channel's spatial mean,
   e.g. mass or zero-mean vorticity, exactly) and mass monitors;
@@ -20,6 +22,7 @@ from scidl.forecast.ensemble import (
     multi_model_ensemble,
     perturbed_ensemble,
 )
+from scidl.forecast.one_step import OneStepForecast
 from scidl.forecast.projections import (
     MeanProjection,
     conserved_mass,
@@ -48,6 +51,7 @@ __all__ = [
     "MODES",
     "AutoregressiveObjective",
     "MeanProjection",
+    "OneStepForecast",
     "conserved_mass",
     "project_mean",
     "spatial_mean",

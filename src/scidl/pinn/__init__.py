@@ -20,12 +20,12 @@ from scidl.pinn.conditions import (
 from scidl.pinn.geometry import Box, Disk, Interval, Polygon, Rectangle, SpaceTime, TimeDomain
 from scidl.pinn.jet import Jet, JetDerivatives
 from scidl.pinn.model import PINN, Balancing, Refinement, Unknown
-from scidl.pinn.network import CoordinateFeatures, FieldNetwork, HardConstraint, SpaceTimeNetwork
+from scidl.pinn.network import CoordinateFeatures, FieldNetwork, HardConstraint
 from scidl.pinn.problem import PINNProblem
 
 __all__ = [
     "PINN", "Balancing", "Box", "Condition", "CoordinateFeatures", "DirichletBC", "Disk",
     "FieldNetwork", "HardConstraint", "InitialCondition", "Interval", "Jet", "JetDerivatives",
     "NeumannBC", "Observations", "PINNProblem", "PeriodicBC", "Polygon", "Rectangle",
-    "Refinement", "SpaceTime", "SpaceTimeNetwork", "TimeDomain", "Unknown",
+    "Refinement", "SpaceTime", "TimeDomain", "Unknown",
 ]

@@ -22,7 +22,7 @@ from torch import nn
 
 from scidl.numerics.derivatives import AutogradDerivatives
 from scidl.pdes.base import TimeDependentPDE
-from scidl.pinn.conditions import Condition
+from scidl.pinn.conditions import Condition, PeriodicBC
 from scidl.pinn.jet import JetDerivatives, JetUnsupported, RecordingDerivatives, pair
 from scidl.pinn.model import PINN, Balancing, Refinement, Unknown
 
@@ -93,6 +93,7 @@ class PINNProblem:
         self.seed, self.device, self.dtype = seed, torch.device(device), dtype
         self._fixed: dict[str, torch.Tensor] = {}
         self._orders = self._required_orders()
+        self._columns = None  # the orders as jet columns, on first use
         self._compiled = None
         self._cjet_cache: dict = {}
         self._reverse_only: set[int] = set()  # networks forward mode cannot handle
@@ -202,12 +203,15 @@ class PINNProblem:
         return model.net if isinstance(model, PINN) else model
 
     def _orders_as_columns(self):
+        if self._columns is not None:
+            return self._columns
         index = {n: i for i, n in enumerate(self.names)}
         if any(len(o) > 2 for o in self._orders):
             raise JetUnsupported("forward mode stops at second derivatives")
         first = sorted({index[o[0]] for o in self._orders if len(o) == 1})
         second = sorted({pair(index[o[0]], index[o[1]]) for o in self._orders if len(o) == 2})
-        return index, first, second
+        self._columns = (index, first, second)
+        return self._columns
 
     def _cjets(self, net, X, residual: bool, gradient: bool = False):
         """The hard constraint's jets at ``X``, cached for point sets that do not change."""
@@ -409,8 +413,6 @@ class PINNProblem:
 
 
 def _shard_condition(X: torch.Tensor, condition: Condition, rank: int, world: int):
-    from scidl.pinn.conditions import PeriodicBC
-
     if isinstance(condition, PeriodicBC):
         half = X.shape[0] // 2
         return torch.cat([X[:half][rank::world], X[half:][rank::world]])
