@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--train-size", type=int, default=3000)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=float, default=1e-12)
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning rate: constant (the paper) or cosine decay to 0 over --epochs")
+    p.add_argument("--time-reversal", action="store_true",
+                   help="augment the training split with its time-reversed samples "
+                        "(NBodySplit.time_reversed)")
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--max-minutes", type=float, default=15.0,
                    help="stop training after this much wall time")
@@ -84,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
     data = nbody_dataset(args.data, seed=args.data_seed)
     gen_s = time.perf_counter() - t0
     train = data.train.subset(args.train_size).to(torch.float32)
+    if args.time_reversal:
+        train = NBodySplit.concat([train, train.time_reversed()])
     val, test = data.val.to(torch.float32), data.test.to(torch.float32)
 
     tau = fit_constant_velocity(data.train.subset(args.train_size))
@@ -94,7 +102,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.manual_seed(args.seed)
     model = make_model()
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-12)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
+             if args.schedule == "cosine" else None)
     gen = torch.Generator().manual_seed(args.seed)
     curve = []
     best = {"val_mse": math.inf, "epoch": 0, "state": None}
@@ -113,6 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
             opt.step()
             train_loss += loss.item() * len(idx)
             seen += len(idx)
+        if sched is not None:
+            sched.step()
         elapsed = time.perf_counter() - start
         out_of_time = elapsed > 60 * args.max_minutes
         if epoch % args.eval_every == 0 or epoch == args.epochs or epoch == 1 or out_of_time:

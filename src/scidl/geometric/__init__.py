@@ -38,6 +38,12 @@ from scidl.geometric.nbody_data import (
     nbody_graph,
     save_nbody_dataset,
 )
+from scidl.geometric.tensor_product import (
+    TensorProductNetwork,
+    TensorProductPotential,
+    bessel_basis,
+    polynomial_cutoff,
+)
 
 __all__ = [
     "ATOM_DIM",
@@ -64,6 +70,10 @@ __all__ = [
     "nbody_dataset",
     "nbody_graph",
     "save_nbody_dataset",
+    "TensorProductNetwork",
+    "TensorProductPotential",
+    "bessel_basis",
+    "polynomial_cutoff",
     "EGCL",
     "EGNN",
     "EGNNEnergy",
