@@ -17,11 +17,15 @@ and 24 h. Inputs (standardised): the anomalies
 ``T - clim`` at the start time ``t`` and at ``t - 1, t - 3, t - 6`` h, at the valid time's hour
 of the previous day (``t + lead - 24``) and averaged over the last 24 h, the climatology at
 the valid time ``t + lead`` and its change from ``t``, sin/cos of the hour of day at ``t`` and at
-``t + lead``, the lead / 24, and latitude / longitude channels. Output: the standardised anomaly at
-``t + lead``, so the forecast is ``clim(t + lead) + sigma * output`` (an untrained, zero-output
-model is the climatology). Trained with ``scidl.train.train`` and the generic
-``scidl.train.FieldRegression`` objective (MSE, batch 32, Adam with cosine decay) on every start
-time of the training period whose valid time is in the training period too.
+``t + lead``, the lead / 24, and latitude / longitude channels. Output: the standardised
+correction of a base forecast, so the forecast is ``clim(t + lead) + base + sigma * output``
+(an untrained, zero-output model is the base). The default base (``--base previous_day``) is the
+anomaly at the same hour of the previous day, ``T(t + lead - 24) - clim``, available at every
+lead up to 24 h; ``--base climatology`` (zero anomaly) and ``--base linear`` (least squares on
+the training weeks) are the alternatives compared in BENCHMARKS.md. Trained with
+``scidl.train.train`` and the generic ``scidl.train.FieldRegression`` objective (MSE, batch 32,
+Adam with cosine decay) on every start time of the training period whose valid time is in the
+training period too.
 
 Why direct and not autoregressive: with 24 days of data, errors of a 6 h step compound over the
 4 steps to 24 h faster than a direct model loses skill; a direct model also sees the true history
@@ -135,13 +139,46 @@ class Features:
         channels += [np.broadcast_to(c, (len(start), *shape)) for c in self.coords]
         return torch.tensor(np.stack(channels, axis=1), dtype=torch.float32)
 
+    def predictors(self, start: np.ndarray, lead: int) -> np.ndarray:
+        """The base's predictors ``[P, K, *S]``: the anomaly at ``t``, at the valid time's hour
+        of the previous day and averaged over the last day."""
+        return np.stack([self.anomaly[start], self.anomaly[start + lead - 24],
+                         self.daily[start]])
+
+    def fit_base(self, starts: dict[int, np.ndarray], kind: str) -> None:
+        """Fit the base anomaly forecast of each lead on the training pairs: ``climatology``
+        (zero anomaly), ``previous_day`` (the anomaly at the same hour yesterday) or ``linear``
+        (least squares on the three predictors, one weight vector per lead: damped
+        persistence)."""
+        self.base_kind, self.base_weights = kind, {}
+        for lead, start in starts.items():
+            if kind == "climatology":
+                w = np.zeros(3)
+            elif kind == "previous_day":
+                w = np.array([0.0, 1.0, 0.0])
+            else:
+                a = self.predictors(start, lead).reshape(3, -1).T
+                b = self.anomaly[start + lead].reshape(-1)
+                w = np.linalg.lstsq(a, b, rcond=None)[0]
+            self.base_weights[lead] = w
+
+    def base(self, start: np.ndarray, lead: int) -> np.ndarray:
+        """The base anomaly forecast ``[K, *S]`` (K), interpolating weights between the
+        trained leads."""
+        leads = np.array(sorted(self.base_weights))
+        table = np.stack([self.base_weights[k] for k in leads])
+        w = np.array([np.interp(lead, leads, table[:, i]) for i in range(3)])
+        return np.tensordot(w, self.predictors(start, lead), axes=1)
+
     def targets(self, start: np.ndarray, lead: int) -> torch.Tensor:
-        return torch.tensor(self.anomaly[start + lead][:, None] / self.sigma,
-                            dtype=torch.float32)
+        """The standardised anomaly at ``start + lead`` left over by the base."""
+        residual = self.anomaly[start + lead] - self.base(start, lead)
+        return torch.tensor(residual[:, None] / self.sigma, dtype=torch.float32)
 
     def forecast(self, output: torch.Tensor, start: np.ndarray, lead: int) -> np.ndarray:
         """Model output ``[K, 1, *S]`` -> temperature (K) ``[K, *S]`` at ``start + lead``."""
-        return self.clim_at(start + lead) + self.sigma * output[:, 0].double().numpy()
+        return (self.clim_at(start + lead) + self.base(start, lead)
+                + self.sigma * output[:, 0].double().numpy())
 
 
 def train_member(features: Features, x: torch.Tensor, y: torch.Tensor, seed: int, steps: int,
@@ -163,6 +200,9 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None, help="default 400 (quick: 100)")
     parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--base", choices=("linear", "previous_day", "climatology"),
+                        default="previous_day",
+                        help="the forecast the U-Net corrects (see Features.fit_base)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     members = 2 if args.quick else args.members
@@ -180,9 +220,10 @@ def main() -> None:
     baselines = evaluate_baselines(array, leads=(1,) + LEADS)
 
     # training pairs: start and valid time inside the training period, full history available
+    starts = {lead: np.arange(FIRST_START, len(train_idx) - lead) for lead in TRAIN_LEADS}
+    features.fit_base(starts, args.base)
     xs, ys = [], []
-    for lead in TRAIN_LEADS:
-        start = np.arange(FIRST_START, len(train_idx) - lead)
+    for lead, start in starts.items():
         xs.append(features.inputs(start, lead))
         ys.append(features.targets(start, lead))
     x, y = torch.cat(xs), torch.cat(ys)
@@ -208,10 +249,14 @@ def main() -> None:
         persistence = torch.tensor(values[start])[:, None]
         mean = ens.mean(0)
         single = ens[0]
+        base = torch.tensor(features.clim_at(start + lead) + features.base(start, lead))[:, None]
         score = {
             "persistence": {"rmse": float(rmse_by_lead(persistence, truth, weights)[0]),
                             "acc": float(acc_by_lead(persistence, truth, clim, weights)[0])},
             "climatology": {"rmse": float(rmse_by_lead(clim, truth, weights)[0])},
+            "base": {"kind": args.base, "weights": features.base_weights.get(lead, np.zeros(3))
+                     .tolist(), "rmse": float(rmse_by_lead(base, truth, weights)[0]),
+                     "acc": float(acc_by_lead(base, truth, clim, weights)[0])},
             "unet_single": {"rmse": float(rmse_by_lead(single, truth, weights)[0]),
                             "acc": float(acc_by_lead(single, truth, clim, weights)[0])},
             "unet_members_rmse": [float(rmse_by_lead(e, truth, weights)[0]) for e in ens],
@@ -229,7 +274,8 @@ def main() -> None:
                                                   < best_baseline)
         result_leads[str(lead)] = score
         print(f"+{lead:2d} h: persistence {score['persistence']['rmse']:.3f}, climatology "
-              f"{score['climatology']['rmse']:.3f}, U-Net {score['unet_single']['rmse']:.3f}, "
+              f"{score['climatology']['rmse']:.3f}, base {score['base']['rmse']:.3f}, "
+              f"U-Net {score['unet_single']['rmse']:.3f}, "
               f"ensemble mean {score['unet_ensemble_mean']['rmse']:.3f} (ACC "
               f"{score['unet_ensemble_mean']['acc']:.3f})"
               + (f", CRPS {score['unet_ensemble']['crps']:.3f}, spread/skill "
@@ -252,7 +298,8 @@ def main() -> None:
             "readme": {"persistence_1h": 0.58, "persistence_6h": 2.68, "climatology": 1.80,
                        "previous_day": 1.50},
         },
-        "model": {"kind": "direct multi-lead U-Net (lead as input channel)", "width": args.width,
+        "model": {"kind": "direct multi-lead U-Net (lead as input channel) correcting the "
+                          f"{args.base} base", "width": args.width,
                   "levels": 3, "parameters": count_parameters(models[0]),
                   "inputs": int(x.shape[1]), "training_pairs": int(x.shape[0]),
                   "steps": steps, "batch_size": 32, "optimizer": "adamw lr 2e-3 wd 1e-2 cosine",
