@@ -6,7 +6,9 @@ and what to do with it:
 * ``kind: stability`` -- integrate with several methods at one step and track the energy error;
 * ``kind: inverse`` -- recover physical constants from a simulated observation;
 * ``kind: learned`` -- fit a Hamiltonian NN and a neural ODE to trajectories, compare energy drift;
-* ``kind: swing_up`` -- optimise a torque sequence that raises a pendulum.
+* ``kind: swing_up`` -- optimise a torque sequence that raises a pendulum;
+* ``kind: simulator`` -- train a learned particle simulator (GNS) and roll it out against the
+  true one.
 """
 
 from __future__ import annotations
@@ -101,9 +103,35 @@ class SwingUpStudy(_Strict):
     iterations: int = Field(200, ge=1)
 
 
-Study = Annotated[StabilityStudy | InverseStudy | LearnedStudy | SwingUpStudy,
+class SimulatorStudy(_Strict):
+    """A learned particle simulator (GNS, :mod:`scidl.geometric.gns`) trained on one-step
+    accelerations of a particle system's trajectories (a set-up with a ``seed`` parameter:
+    trajectory ``k`` uses ``seed + k``) and rolled out against the true simulator."""
+
+    kind: Literal["simulator"]
+    system: SystemConfig = SystemConfig(name="soft_spheres")
+    train_trajectories: int = Field(16, ge=1)
+    test_trajectories: int = Field(4, ge=1)
+    frames: int = Field(100, ge=8)  # training frames per trajectory (after the burn-in)
+    burn_in: int = Field(20, ge=0)  # frames dropped at the start of every trajectory
+    frame_dt: float = Field(0.05, gt=0)  # time between frames (the GNS step)
+    substeps: int = Field(10, ge=1)  # velocity-Verlet steps per frame
+    history: int = Field(5, ge=1)  # velocities in the node features
+    radius: float = Field(1.5, gt=0)  # connectivity radius
+    hidden: int = Field(64, ge=1)
+    message_passing: int = Field(4, ge=0)
+    mlp_layers: int = Field(2, ge=1)
+    noise_std: float = Field(3e-3, ge=0)  # random-walk noise, std of the last input velocity
+    batch_size: int = Field(8, ge=1)  # windows (graphs) per training step
+    steps: int = Field(2000, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    rollout_steps: int = Field(100, ge=1)
+    strip_frames: int = Field(6, ge=2)  # panels of the rollout frame strip
+
+
+Study = Annotated[StabilityStudy | InverseStudy | LearnedStudy | SwingUpStudy | SimulatorStudy,
                   Field(discriminator="kind")]
-STUDY_KINDS = ("stability", "inverse", "learned", "swing_up")
+STUDY_KINDS = ("stability", "inverse", "learned", "swing_up", "simulator")
 
 
 class DynamicsRunConfig(_Strict):

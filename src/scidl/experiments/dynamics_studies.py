@@ -11,6 +11,7 @@ import torch
 from scidl.errors import ConfigError
 from scidl.experiments._study import StudyOutcome, setup_of
 from scidl.experiments.learned_study import learned
+from scidl.experiments.simulator_study import simulator
 from scidl.numerics.odeint import odeint
 from scidl.numerics.symplectic import integrate_second_order
 from scidl.report import plots
@@ -170,4 +171,5 @@ STUDIES: dict[str, Callable[..., StudyOutcome]] = {
     "inverse": inverse,
     "learned": learned,
     "swing_up": swing_up_study,
+    "simulator": simulator,
 }

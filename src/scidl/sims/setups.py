@@ -17,6 +17,7 @@ from scidl.sims.charged import ChargedParticles, charged_particles_dataset
 from scidl.sims.lorenz import Lorenz63
 from scidl.sims.lotka_volterra import LotkaVolterra
 from scidl.sims.nbody import kepler_orbit
+from scidl.sims.pair_potential import SoftSpheres, soft_sphere_state
 from scidl.sims.pendulum import DoublePendulum, Pendulum
 from scidl.sims.springs import SpringNetwork
 
@@ -110,6 +111,19 @@ def charged(seed: int = 0, particles: int = 5) -> Setup:
                  f"{particles} charged particles (EGNN/NRI generator, seed {seed})")
 
 
+def soft_spheres(particles: int = 24, box: float = 6.0, sigma: float = 1.0,
+                 epsilon: float = 2.0, temperature: float = 0.5, wall_stiffness: float = 100.0,
+                 seed: int = 0) -> Setup:
+    """``particles`` unit masses with the smooth repulsion ``eps (1 - r^2/sigma^2)^3`` in a
+    square ``box`` with soft walls (:class:`~scidl.sims.pair_potential.SoftSpheres`), started
+    from a jittered grid with Gaussian velocities of variance ``temperature`` (``seed``)."""
+    system = SoftSpheres(particles, box, epsilon, sigma, wall_stiffness, dim=2)
+    q0, v0 = soft_sphere_state(system, temperature, torch.Generator().manual_seed(seed))
+    return Setup(system, system.pack(q0, v0),
+                 f"{particles} soft spheres in a {box:g} x {box:g} box, eps = {epsilon:g}, "
+                 f"sigma = {sigma:g}, temperature {temperature:g} (seed {seed})")
+
+
 #: name -> set-up factory; keyword arguments are the factory's parameters
 SETUPS: dict[str, Callable[..., Setup]] = {
     "kepler": kepler,
@@ -119,6 +133,7 @@ SETUPS: dict[str, Callable[..., Setup]] = {
     "lotka_volterra": lotka_volterra,
     "lorenz63": lorenz63,
     "charged": charged,
+    "soft_spheres": soft_spheres,
 }
 
 
