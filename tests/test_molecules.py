@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+
+import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("rdkit", reason="molecular graphs need RDKit: pip install 'scidl[chem]'")
 
+from scidl.errors import ShapeError  # noqa: E402
+from scidl.geometric.descriptors import (  # noqa: E402
+    DescriptorNormaliser,
+    descriptor_names,
+    molecule_descriptors,
+)
 from scidl.geometric.molecules import (  # noqa: E402
     ATOM_DIM,
     ATOM_FEATURES,
@@ -137,6 +146,109 @@ def test_tiny_training_lowers_loss():
     for _ in range(60):
         loss = torch.nn.functional.mse_loss(
             model(b.x, b.edge_index, b.edge_attr, b.batch, b.num_graphs)[:, 0], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+
+
+DESC_SMILES = SMILES + ["CC(C)Cc1ccc(C(C)C(=O)O)cc1", "O=C(O)c1ccccc1O", "CCCCCCCC",
+                        "c1ccc2ccccc2c1", "CN1CCC[C@H]1c1cccnc1", "OCC(O)CO", "FC(F)(F)c1ccccc1",
+                        "CCOC(=O)C"]
+
+
+def test_descriptors_finite_and_deterministic():
+    d = molecule_descriptors(DESC_SMILES)
+    assert d.shape == (len(DESC_SMILES), len(descriptor_names())) and d.dtype == np.float64
+    assert np.isfinite(d).mean() > 0.98  # RDKit fails on very few (e.g. Ipc overflow -> NaN)
+    assert np.array_equal(d, molecule_descriptors(DESC_SMILES), equal_nan=True)
+    logp = descriptor_names().index("MolLogP")
+    assert d[DESC_SMILES.index("CCCCCCCC"), logp] > d[DESC_SMILES.index("OCC(O)CO"), logp]
+    sub = molecule_descriptors("CCO", names=["MolLogP", "TPSA"])
+    tpsa = descriptor_names().index("TPSA")
+    assert sub.shape == (1, 2) and np.allclose(sub[0], d[0, [logp, tpsa]])
+    with pytest.raises(ValueError, match="could not parse SMILES"):
+        molecule_descriptors(["CCO", "C1CC("])
+    with pytest.raises(ValueError, match="unknown RDKit descriptors"):
+        molecule_descriptors(["CCO"], names=["NotADescriptor"])
+
+
+def test_descriptors_without_rdkit_raise(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rdkit", None)
+    monkeypatch.setitem(sys.modules, "rdkit.Chem", None)
+    with pytest.raises(ImportError, match=r"scidl\[chem\]"):
+        molecule_descriptors(["CCO"])
+
+
+@pytest.mark.parametrize("method", ["cdf", "standard"])
+def test_normaliser_fitted_on_train_only(method):
+    d = molecule_descriptors(DESC_SMILES)
+    d[0, 3] = np.nan  # a missing value is filled with the training median
+    train, test = d[:9], d[9:]
+    norm = DescriptorNormaliser(method).fit(train)
+    z_train, z_test = norm.transform(train), norm.transform(test)
+    assert z_train.dtype == np.float32 and np.isfinite(z_train).all() and np.isfinite(z_test).all()
+    varying = ~norm.constant_
+    assert np.all(z_train[:, norm.constant_] == 0)
+    if method == "cdf":
+        assert z_train.min() >= 0 and z_train.max() <= 1 and z_test.min() >= 0 and z_test.max() <= 1
+        for j in np.flatnonzero(varying):  # a monotone map of each column
+            order = np.argsort(np.nan_to_num(train[:, j], nan=norm.median_[j]), kind="stable")
+            assert np.all(np.diff(z_train[order, j]) >= 0) and z_train[order[-1], j] > 0.5
+    else:
+        assert np.allclose(z_train[:, varying].mean(0), 0, atol=1e-5)
+        assert np.abs(z_test).max() <= norm.clip
+    # statistics come from the training rows alone: test rows do not change them
+    again = DescriptorNormaliser(method).fit(train)
+    assert np.array_equal(again.transform(np.vstack([train, test])), np.vstack([z_train, z_test]))
+    assert np.allclose(norm.median_[4], np.median(train[:, 4]))
+    with pytest.raises(RuntimeError, match="before fit"):
+        DescriptorNormaliser(method).transform(train)
+
+
+def test_mpnn_with_descriptors_invariant_to_rdkit_atom_order():
+    from rdkit import Chem
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    originals = [Chem.MolFromSmiles(s) for s in DESC_SMILES]
+    renumbered = [Chem.RenumberAtoms(m, rng.permutation(m.GetNumAtoms()).tolist())
+                  for m in originals]
+    assert any(Chem.MolToSmiles(r, canonical=False) != Chem.MolToSmiles(m, canonical=False)
+               for m, r in zip(originals, renumbered))
+    norm = DescriptorNormaliser("standard").fit(molecule_descriptors(DESC_SMILES))
+    extra = torch.as_tensor(norm.transform(molecule_descriptors(DESC_SMILES))).double()
+    extra_p = torch.as_tensor(norm.transform(molecule_descriptors(
+        [Chem.MolToSmiles(r, canonical=False) for r in renumbered]))).double()
+    assert torch.allclose(extra, extra_p, atol=1e-6)
+    model = MPNN(ATOM_DIM, BOND_DIM, hidden=32, ffn_hidden=32,
+                 extra_features=extra.shape[1]).double().eval()
+
+    def predict(mols, feats):
+        b = collate([mol_graph(m) for m in mols])
+        return model(b.x.double(), b.edge_index, b.edge_attr.double(), b.batch, b.num_graphs,
+                     extra=feats)
+
+    out, out_p = predict(originals, extra), predict(renumbered, extra_p)
+    assert out.shape == (len(DESC_SMILES), 1)
+    assert torch.allclose(out, out_p, atol=1e-6, rtol=0)
+    with pytest.raises(ShapeError):
+        predict(originals, extra[:, :5])
+
+
+def test_tiny_training_with_descriptors_learns():
+    torch.manual_seed(0)
+    d = molecule_descriptors(DESC_SMILES)
+    extra = torch.as_tensor(DescriptorNormaliser("standard").fit_transform(d))
+    b = collate([mol_graph(s) for s in DESC_SMILES])
+    y = torch.linspace(-2, 1, len(DESC_SMILES))
+    model = MPNN(ATOM_DIM, BOND_DIM, hidden=32, ffn_hidden=32, extra_features=extra.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = torch.nn.functional.mse_loss(
+            model(b.x, b.edge_index, b.edge_attr, b.batch, b.num_graphs, extra=extra)[:, 0], y)
         opt.zero_grad()
         loss.backward()
         opt.step()

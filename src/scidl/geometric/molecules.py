@@ -145,11 +145,12 @@ def _embed(mol, seed: int) -> torch.Tensor:
     return torch.tensor(coords, dtype=torch.float32)
 
 
-def mol_graph(smiles: str, *, conformer: bool = False, seed: int = 0) -> MolGraph:
+def mol_graph(smiles, *, conformer: bool = False, seed: int = 0) -> MolGraph:
     """Featurise a SMILES string as a :class:`MolGraph`.
 
     Args:
-        smiles: the molecule.
+        smiles: the molecule, as SMILES or as an RDKit ``Mol`` (whose atom order is kept, e.g.
+            after ``Chem.RenumberAtoms``; ``smiles`` then holds its canonical SMILES).
         conformer: embed 3D coordinates (RDKit ETKDGv3 with ``randomSeed=seed``, explicit
             hydrogens, then MMFF94 optimisation where MMFF has parameters); ``pos`` holds the
             heavy atoms' coordinates.
@@ -159,7 +160,10 @@ def mol_graph(smiles: str, *, conformer: bool = False, seed: int = 0) -> MolGrap
         ValueError: if RDKit cannot parse ``smiles`` (or embed it, with ``conformer=True``).
     """
     Chem = _chem()
-    mol = Chem.MolFromSmiles(smiles.strip()) if isinstance(smiles, str) else None
+    if hasattr(smiles, "GetAtoms"):  # an RDKit Mol: keep its atom order
+        mol, smiles = smiles, Chem.MolToSmiles(smiles)
+    else:
+        mol = Chem.MolFromSmiles(smiles.strip()) if isinstance(smiles, str) else None
     if mol is None:
         raise ValueError(f"could not parse SMILES {smiles!r} with RDKit")
     x = torch.tensor([atom_features(a) for a in mol.GetAtoms()], dtype=torch.float32)

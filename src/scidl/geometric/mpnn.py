@@ -93,7 +93,8 @@ class MPNN(nn.Module):
         ffn_hidden, ffn_layers: head (``ffn_layers`` linear layers).
         dropout: dropout after each message update, in the atom output and in the head.
         readout: "mean" (chemprop default) or "sum".
-        extra_features: width of optional per-graph features appended to the readout.
+        extra_features: width of per-graph features (``extra`` in :meth:`forward`, e.g.
+            RDKit descriptors) concatenated to the readout before the FFN head.
     """
 
     def __init__(self, atom_features: int, bond_features: int, hidden: int = 300, depth: int = 3,
@@ -104,7 +105,7 @@ class MPNN(nn.Module):
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        self.depth, self.readout = depth, readout
+        self.depth, self.readout, self.extra_features = depth, readout, extra_features
         self.W_i = nn.Linear(atom_features + bond_features, hidden, bias=False)
         self.W_h = nn.Linear(hidden, hidden, bias=False)
         self.W_o = nn.Linear(atom_features + hidden, hidden)
@@ -127,9 +128,19 @@ class MPNN(nn.Module):
 
     def forward(self, x, edge_index, edge_attr, batch=None, num_graphs=None,
                 extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Predictions ``[num_graphs, out_features]``; ``extra`` ``[num_graphs, extra_features]``
+        holds the per-molecule features (e.g. normalised RDKit descriptors, see
+        :mod:`scidl.geometric.descriptors`) appended to the readout before the head; required
+        exactly when the model was built with ``extra_features > 0``."""
         z = self.embed(x, edge_index, edge_attr, batch, num_graphs)
-        if extra is not None:
-            z = torch.cat([z, extra], 1)
+        if self.extra_features:
+            if extra is None or extra.shape != (z.shape[0], self.extra_features):
+                got = None if extra is None else tuple(extra.shape)
+                raise ShapeError(f"extra must have shape [{z.shape[0]}, {self.extra_features}] "
+                                 f"(num_graphs, extra_features), got {got}")
+            z = torch.cat([z, extra.to(z.dtype)], 1)
+        elif extra is not None:
+            raise ShapeError("extra given but the model was built with extra_features=0")
         return self.head(z)
 
 
