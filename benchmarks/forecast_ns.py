@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parent
 N, FRAMES, SOLVER_DT, START = 64, 50, 0.05, 10
 
 
-def trajectories(n: int, seed: int, chunk: int = 32) -> torch.Tensor:
+def trajectories(n: int, seed: int, chunk: int = 32, frames: int = FRAMES) -> torch.Tensor:
     grid = PeriodicGrid((N, N))
     w0 = GaussianRandomField.fno_navier_stokes("paper").sample(n, grid, seed=seed)
-    t = torch.arange(FRAMES, dtype=torch.float64)
+    t = torch.arange(frames, dtype=torch.float64)
     out = [simulate(NavierStokes2D(nu=1e-3), w0[i:i + chunk], t, grid=grid, dt=SOLVER_DT)
            for i in range(0, n, chunk)]
     return torch.cat(out)[:, :, None].float()
@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--train-trajectories", type=int, default=64)
     p.add_argument("--test-trajectories", type=int, default=24)
     p.add_argument("--minutes", type=float, default=5.0, help="training wall time per model")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps per model (overrides --minutes: the same for every "
+                        "model, independent of the machine's load)")
+    p.add_argument("--test-frames", type=int, default=FRAMES,
+                   help="frames of the test trajectories; beyond the training frames "
+                        f"({FRAMES}) the rollouts run past anything seen in training")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=int, default=20)
@@ -70,20 +76,26 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
+    frames_tag = "" if args.test_frames == FRAMES else f"_f{args.test_frames}"
     cache = ROOT.parent / "runs" / (f"forecast_ns_{args.train_trajectories}_"
-                                    f"{args.test_trajectories}_{args.data_seed}.pt")
+                                    f"{args.test_trajectories}_{args.data_seed}{frames_tag}.pt")
     t0 = time.perf_counter()
     if cache.exists():
         data = torch.load(cache, weights_only=True)
     else:
         data = {"train": trajectories(args.train_trajectories, args.data_seed),
-                "test": trajectories(args.test_trajectories, args.data_seed + 1)}
+                "test": trajectories(args.test_trajectories, args.data_seed + 1,
+                                     frames=args.test_frames)}
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save(data, cache)
     gen_s = time.perf_counter() - t0
     train_w, test_w = data["train"], data["test"]
     delta = increment_scale(train_w)
-    climatology = train_w.mean(dim=0)[START + 1:, 0]  # [T, X, Y]: mean frame at each time
+    climatology = train_w.mean(dim=0)[:, 0]  # [T, X, Y]: the mean frame at each time
+    if args.test_frames > FRAMES:  # beyond training: the mean of its last 10 frames
+        late = train_w[:, -10:, 0].mean(dim=(0, 1))
+        climatology = torch.cat([climatology, late.expand(args.test_frames - FRAMES, -1, -1)])
+    climatology = climatology[START + 1:]
     reference = test_w[:, START + 1:]
     n_lead = reference.shape[1]
     print(f"data: train {tuple(train_w.shape)}, test {tuple(test_w.shape)} ({gen_s:.0f} s); "
@@ -94,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         "unrolled": dict(mode="unrolled", unroll=args.unroll),
         "pushforward": dict(mode="pushforward", unroll=args.unroll, random_unroll=True,
                             noise_std=args.noise),
+        "one-step-noise": dict(mode="one-step", noise_std=args.noise),
     }
     results, curves = {}, {}
     for name in args.models.split(","):
@@ -101,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
         model = FNO(ndim=2, modes=args.modes, width=args.width, layers=args.layers)
         objective = AutoregressiveObjective(train_w, batch_size=args.batch, residual=True,
                                             delta_scale=delta, seed=args.seed, **schemes[name])
-        steps = calibrated_steps(model, objective, args.minutes, args.lr)
+        steps = args.steps or calibrated_steps(model, objective, args.minutes, args.lr)
         t0 = time.perf_counter()
         history = train(model, objective, [Stage("adam", steps, args.lr, "cosine")],
                         seed=args.seed, options=TrainOptions(name=name, progress=False,
