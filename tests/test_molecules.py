@@ -23,6 +23,7 @@ from scidl.geometric.molecules import (  # noqa: E402
     collate,
     load_esol,
     mol_graph,
+    molecule_dataset,
     murcko_scaffold,
     random_split,
     scaffold_split,
@@ -117,6 +118,8 @@ def test_esol_scaffold_split(shared_data):
 
 @pytest.mark.parametrize("cls", [MPNN, GIN, GCN])
 def test_permutation_invariance(cls):
+    if cls is not MPNN:
+        pytest.importorskip("torch_geometric", reason="GIN/GCN need scidl[geometric]")
     torch.manual_seed(0)
     b = collate([mol_graph(s) for s in SMILES])
     model = cls(ATOM_DIM, BOND_DIM, hidden=32).eval()
@@ -254,3 +257,56 @@ def test_tiny_training_with_descriptors_learns():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_collate_matches_torch_geometric_batching():
+    pyg = pytest.importorskip("torch_geometric", reason="needs scidl[geometric]")
+    from torch_geometric.loader import DataLoader
+
+    y = torch.arange(len(SMILES), dtype=torch.float32)
+    data = molecule_dataset(SMILES, y)
+    assert isinstance(data[0], pyg.data.Data) and data[2].y.shape == (1, 1)
+    ours = collate([mol_graph(s) for s in SMILES])
+    theirs = next(iter(DataLoader(data, batch_size=len(SMILES), shuffle=False)))
+    for name in ("x", "edge_index", "edge_attr", "batch"):
+        assert torch.equal(getattr(ours, name), getattr(theirs, name)), name
+    assert ours.num_graphs == theirs.num_graphs and theirs.smiles == ours.smiles
+    assert torch.equal(theirs.y[:, 0], y)
+    assert torch.equal(collate(data).edge_index, ours.edge_index)  # collate takes Data too
+    with pytest.raises(ValueError, match="targets"):
+        molecule_dataset(SMILES, y[:2])
+
+
+@pytest.mark.parametrize("cls", [MPNN, GIN, GCN])
+def test_models_take_a_torch_geometric_batch(cls):
+    pytest.importorskip("torch_geometric", reason="needs scidl[geometric]")
+    from torch_geometric.loader import DataLoader
+
+    torch.manual_seed(0)
+    model = cls(ATOM_DIM, BOND_DIM, hidden=16, ffn_hidden=16).eval()
+    ours = collate([mol_graph(s) for s in SMILES])
+    expected = model(ours.x, ours.edge_index, ours.edge_attr, ours.batch, ours.num_graphs)
+    loader = DataLoader(molecule_dataset(SMILES), batch_size=4, shuffle=False)
+    got = torch.cat([model(batch) for batch in loader])
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert torch.allclose(model(ours), expected)  # scidl's Batch works the same way
+    single = mol_graph(SMILES[1])
+    assert torch.allclose(model(single.to_pyg()), expected[1:2], atol=1e-6)
+    with pytest.raises(ShapeError, match="edge_index"):
+        model(ours.x)
+
+
+def test_gcn_is_the_normalised_adjacency_propagation():
+    """One GCN layer equals relu(D^-1/2 (A + I) D^-1/2 X W + b), formed densely in float64."""
+    pytest.importorskip("torch_geometric", reason="needs scidl[geometric]")
+    torch.manual_seed(0)
+    b = collate([mol_graph(s) for s in SMILES])
+    model = GCN(ATOM_DIM, hidden=8, layers=1, ffn_hidden=8).double().eval()
+    conv = model.convs[0]
+    n = b.x.shape[0]
+    a = torch.eye(n, dtype=torch.float64)
+    a[b.edge_index[1], b.edge_index[0]] = 1.0
+    d = a.sum(1).rsqrt()
+    x = b.x.double()
+    dense = torch.relu(d[:, None] * a * d[None, :] @ x @ conv.lin.weight.T + conv.bias)
+    assert torch.allclose(torch.relu(conv(x, b.edge_index)), dense, atol=1e-12)

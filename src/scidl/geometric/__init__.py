@@ -4,6 +4,11 @@ Graph tensors follow PyTorch Geometric: node features ``x [N, F]``, positions ``
 ``edge_index [2, E]`` (source row 0, target row 1) and a batch vector ``[N]``.
 """
 
+from scidl.geometric.descriptors import (
+    DescriptorNormaliser,
+    descriptor_names,
+    molecule_descriptors,
+)
 from scidl.geometric.egnn import EGCL, EGNN, EGNNEnergy
 from scidl.geometric.equivariance import (
     EquivarianceReport,
@@ -11,6 +16,7 @@ from scidl.geometric.equivariance import (
     random_reflection,
     random_rotation,
 )
+from scidl.geometric.gns import GNS, GNSObjective, gns_statistics, random_walk_noise, rollout
 from scidl.geometric.graphs import edge_vectors, knn_graph, radius_graph, scatter_sum
 from scidl.geometric.molecules import (
     ATOM_DIM,
@@ -20,6 +26,7 @@ from scidl.geometric.molecules import (
     collate,
     load_esol,
     mol_graph,
+    molecule_dataset,
     murcko_scaffold,
     random_split,
     scaffold_split,
@@ -46,6 +53,14 @@ from scidl.geometric.tensor_product import (
 )
 
 __all__ = [
+    "DescriptorNormaliser",
+    "descriptor_names",
+    "molecule_descriptors",
+    "GNS",
+    "GNSObjective",
+    "gns_statistics",
+    "random_walk_noise",
+    "rollout",
     "ATOM_DIM",
     "BOND_DIM",
     "GCN",
@@ -56,6 +71,7 @@ __all__ = [
     "collate",
     "load_esol",
     "mol_graph",
+    "molecule_dataset",
     "murcko_scaffold",
     "random_split",
     "scaffold_split",

@@ -127,6 +127,19 @@ class MolGraph:
     def num_nodes(self) -> int:
         return self.x.shape[0]
 
+    def to_pyg(self, y=None):
+        """This graph as a torch_geometric ``Data`` (``x``, ``edge_index``, ``edge_attr``,
+        ``smiles``, ``pos`` if embedded, ``y`` as ``[1, T]`` if given), for torch_geometric's
+        ``DataLoader``, transforms and layers. Needs the ``geometric`` extra."""
+        Data = _pyg_data()
+        data = Data(x=self.x, edge_index=self.edge_index, edge_attr=self.edge_attr,
+                    smiles=self.smiles)
+        if self.pos is not None:
+            data.pos = self.pos
+        if y is not None:
+            data.y = torch.as_tensor(y, dtype=torch.float32).reshape(1, -1)
+        return data
+
 
 def _embed(mol, seed: int) -> torch.Tensor:
     from rdkit.Chem import AllChem
@@ -206,14 +219,43 @@ class Batch:
                      self.num_graphs, move(self.pos), move(self.y), list(self.smiles))
 
 
+def _pyg_data():
+    try:
+        from torch_geometric.data import Data
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("torch_geometric data objects need the geometric extra: "
+                          "pip install 'scidl[geometric]' (torch_geometric>=2.5)") from err
+    return Data
+
+
+def molecule_dataset(smiles: Sequence[str], y=None, *, conformer: bool = False,
+                     seed: int = 0) -> list:
+    """Featurise molecules as a list of torch_geometric ``Data`` (see :meth:`MolGraph.to_pyg`),
+    ready for ``torch_geometric.loader.DataLoader``; ``y`` ``[n]`` or ``[n, T]`` targets.
+
+    Batches of these are what every model in :mod:`scidl.geometric.mpnn` takes
+    (``model(batch)``), with the same node order, edge order and ``batch`` vector as
+    :func:`collate`.
+    """
+    if y is not None and len(y) != len(smiles):
+        raise ValueError(f"got {len(smiles)} SMILES but {len(y)} targets")
+    return [mol_graph(s, conformer=conformer, seed=seed).to_pyg(None if y is None else y[i])
+            for i, s in enumerate(smiles)]
+
+
 def collate(graphs: Sequence[MolGraph], y: torch.Tensor | None = None) -> Batch:
-    """Concatenate graphs; edge indices are offset by the number of nodes before each graph."""
+    """Concatenate graphs; edge indices are offset by the number of nodes before each graph.
+
+    ``graphs`` may also be torch_geometric ``Data`` objects with the same fields (e.g. from
+    :func:`molecule_dataset`); the result equals ``torch_geometric.data.Batch.from_data_list``
+    field by field, without its bookkeeping (this is the cheaper path in a training loop).
+    """
     if len(graphs) == 0:
         raise ValueError("collate needs at least one graph")
     sizes = torch.tensor([g.num_nodes for g in graphs], dtype=torch.long)
     offsets = torch.cumsum(sizes, 0) - sizes
     edge_index = torch.cat([g.edge_index + off for g, off in zip(graphs, offsets.tolist())], 1)
-    has_pos = all(g.pos is not None for g in graphs)
+    has_pos = all(getattr(g, "pos", None) is not None for g in graphs)
     return Batch(
         x=torch.cat([g.x for g in graphs]),
         edge_index=edge_index,
@@ -222,7 +264,7 @@ def collate(graphs: Sequence[MolGraph], y: torch.Tensor | None = None) -> Batch:
         num_graphs=len(graphs),
         pos=torch.cat([g.pos for g in graphs]) if has_pos else None,
         y=y,
-        smiles=[g.smiles for g in graphs],
+        smiles=[getattr(g, "smiles", "") for g in graphs],
     )
 
 

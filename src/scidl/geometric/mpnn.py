@@ -1,4 +1,4 @@
-"""Message-passing networks for molecular property prediction, in plain torch.
+"""Message-passing networks for molecular property prediction.
 
 * :class:`MPNN` -- the directed message-passing network of chemprop (D-MPNN; Yang et al.,
   "Analyzing Learned Molecular Representations for Property Prediction", JCIM 2019): hidden
@@ -12,7 +12,11 @@
 
 All take ``forward(x, edge_index, edge_attr, batch, num_graphs=None) -> [num_graphs, out]`` with
 the conventions of :mod:`scidl.geometric` (``edge_index[0]`` source, ``edge_index[1]`` target,
-both directions of every bond present). They are invariant to relabelling the atoms.
+both directions of every bond present), or one batch object, ``model(batch)``: scidl's
+:func:`~scidl.geometric.collate` or torch_geometric's ``Batch`` (e.g. from its ``DataLoader``
+over :func:`~scidl.geometric.molecule_dataset`). They are invariant to relabelling the atoms.
+The D-MPNN is plain torch; GIN and GCN are built from torch_geometric's ``GINEConv`` and
+``GCNConv`` and need the ``geometric`` extra.
 """
 
 from __future__ import annotations
@@ -65,6 +69,22 @@ def _check(x, edge_index, edge_attr, batch, num_graphs):
     return batch, num_graphs
 
 
+def _unpack(x, edge_index, edge_attr, batch, num_graphs):
+    """Accept ``model(batch)`` for a graph batch object (scidl's :class:`~scidl.geometric.Batch`
+    or a torch_geometric ``Batch``/``Data``) as well as the tensors one by one."""
+    if isinstance(x, torch.Tensor):
+        if edge_index is None:
+            raise ShapeError("pass edge_index with x, or one graph batch object")
+        return x, edge_index, edge_attr, batch, num_graphs
+    graph = x
+    if not hasattr(graph, "edge_index"):
+        raise ShapeError(f"expected a tensor x or a graph batch with x, edge_index, edge_attr, "
+                         f"batch; got {type(graph).__name__}")
+    batch = getattr(graph, "batch", None)
+    return (graph.x, graph.edge_index, getattr(graph, "edge_attr", None), batch,
+            getattr(graph, "num_graphs", None) if batch is not None else 1)
+
+
 def _ffn(hidden: int, ffn_hidden: int, out: int, layers: int, dropout: float) -> nn.Sequential:
     mods: list[nn.Module] = [nn.Dropout(dropout)]
     width = hidden
@@ -112,8 +132,11 @@ class MPNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = _ffn(hidden + extra_features, ffn_hidden, out_features, ffn_layers, dropout)
 
-    def embed(self, x, edge_index, edge_attr, batch=None, num_graphs=None) -> torch.Tensor:
+    def embed(self, x, edge_index=None, edge_attr=None, batch=None,
+              num_graphs=None) -> torch.Tensor:
         """The per-graph representation ``[num_graphs, hidden]`` before the head."""
+        x, edge_index, edge_attr, batch, num_graphs = _unpack(x, edge_index, edge_attr, batch,
+                                                              num_graphs)
         batch, num_graphs = _check(x, edge_index, edge_attr, batch, num_graphs)
         n = x.shape[0]
         src, dst = edge_index
@@ -126,7 +149,7 @@ class MPNN(nn.Module):
         atoms = torch.relu(self.W_o(torch.cat([x, scatter_sum(h, dst, n)], 1)))
         return _readout(self.dropout(atoms), batch, num_graphs, self.readout)
 
-    def forward(self, x, edge_index, edge_attr, batch=None, num_graphs=None,
+    def forward(self, x, edge_index=None, edge_attr=None, batch=None, num_graphs=None,
                 extra: torch.Tensor | None = None) -> torch.Tensor:
         """Predictions ``[num_graphs, out_features]``; ``extra`` ``[num_graphs, extra_features]``
         holds the per-molecule features (e.g. normalised RDKit descriptors, see
@@ -144,11 +167,22 @@ class MPNN(nn.Module):
         return self.head(z)
 
 
+def _pyg_nn():
+    try:
+        import torch_geometric.nn as pyg_nn
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("GIN and GCN are built from torch_geometric's layers: "
+                          "pip install 'scidl[geometric]' (torch_geometric>=2.5)") from err
+    return pyg_nn
+
+
 class GIN(nn.Module):
-    """GIN with bond features (GINE): ``h_i <- MLP((1 + eps) h_i + sum_j ReLU(h_j + E b_ji))``.
+    """GIN with bond features (GINE; Xu et al. 2019, Hu et al. 2020), torch_geometric's
+    ``GINEConv`` layers: ``h_i <- MLP((1 + eps) h_i + sum_j ReLU(h_j + W b_ji))``, ``eps``
+    learned.
 
     Batch norm inside each MLP, ``layers`` layers, sum (default) or mean readout of the last
-    layer, then an FFN head.
+    layer, then an FFN head. Needs the ``geometric`` extra (torch_geometric).
     """
 
     def __init__(self, atom_features: int, bond_features: int, hidden: int = 300,
@@ -157,30 +191,36 @@ class GIN(nn.Module):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        pyg_nn = _pyg_nn()
         self.readout = readout
         self.embed_atoms = nn.Linear(atom_features, hidden)
-        self.embed_bonds = nn.ModuleList(nn.Linear(bond_features, hidden) for _ in range(layers))
-        self.mlps = nn.ModuleList(
-            nn.Sequential(nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                          nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
+        self.convs = nn.ModuleList(
+            pyg_nn.GINEConv(
+                nn.Sequential(nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                              nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU()),
+                train_eps=True, edge_dim=bond_features)
             for _ in range(layers)
         )
-        self.eps = nn.Parameter(torch.zeros(layers))
         self.dropout = nn.Dropout(dropout)
         self.head = _ffn(hidden, ffn_hidden, out_features, 2, dropout)
 
-    def forward(self, x, edge_index, edge_attr, batch=None, num_graphs=None) -> torch.Tensor:
+    def forward(self, x, edge_index=None, edge_attr=None, batch=None,
+                num_graphs=None) -> torch.Tensor:
+        x, edge_index, edge_attr, batch, num_graphs = _unpack(x, edge_index, edge_attr, batch,
+                                                              num_graphs)
         batch, num_graphs = _check(x, edge_index, edge_attr, batch, num_graphs)
-        src, dst = edge_index
         h = self.embed_atoms(x)
-        for k, (mlp, bonds) in enumerate(zip(self.mlps, self.embed_bonds)):
-            msg = torch.relu(h[src] + bonds(edge_attr))
-            h = self.dropout(mlp((1 + self.eps[k]) * h + scatter_sum(msg, dst, x.shape[0])))
+        for conv in self.convs:
+            h = self.dropout(conv(h, edge_index, edge_attr))
         return self.head(_readout(h, batch, num_graphs, self.readout))
 
 
 class GCN(nn.Module):
-    """GCN: ``H <- ReLU(D^-1/2 (A + I) D^-1/2 H W)``; bond features are ignored."""
+    """GCN (Kipf & Welling 2017), torch_geometric's ``GCNConv`` layers:
+    ``H <- ReLU(D^-1/2 (A + I) D^-1/2 H W + b)``; bond features are ignored.
+
+    Needs the ``geometric`` extra (torch_geometric).
+    """
 
     def __init__(self, atom_features: int, bond_features: int = 0, hidden: int = 300,
                  layers: int = 3, out_features: int = 1, ffn_hidden: int = 300,
@@ -188,22 +228,18 @@ class GCN(nn.Module):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        pyg_nn = _pyg_nn()
         self.readout = readout
         widths = [atom_features] + [hidden] * layers
-        self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.convs = nn.ModuleList(pyg_nn.GCNConv(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.dropout = nn.Dropout(dropout)
         self.head = _ffn(hidden, ffn_hidden, out_features, 2, dropout)
 
-    def forward(self, x, edge_index, edge_attr=None, batch=None, num_graphs=None):
+    def forward(self, x, edge_index=None, edge_attr=None, batch=None, num_graphs=None):
+        x, edge_index, edge_attr, batch, num_graphs = _unpack(x, edge_index, edge_attr, batch,
+                                                              num_graphs)
         batch, num_graphs = _check(x, edge_index, edge_attr, batch, num_graphs)
-        n = x.shape[0]
-        loops = torch.arange(n, device=x.device)
-        src = torch.cat([edge_index[0], loops])
-        dst = torch.cat([edge_index[1], loops])
-        deg = torch.bincount(dst, minlength=n).to(x.dtype)
-        norm = (deg[src] * deg[dst]).rsqrt()[:, None]
         h = x
-        for lin in self.lins:
-            h = lin(h)
-            h = self.dropout(torch.relu(scatter_sum(h[src] * norm, dst, n)))
+        for conv in self.convs:
+            h = self.dropout(torch.relu(conv(h, edge_index)))
         return self.head(_readout(h, batch, num_graphs, self.readout))
