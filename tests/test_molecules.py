@@ -310,3 +310,24 @@ def test_gcn_is_the_normalised_adjacency_propagation():
     x = b.x.double()
     dense = torch.relu(d[:, None] * a * d[None, :] @ x @ conv.lin.weight.T + conv.bias)
     assert torch.allclose(torch.relu(conv(x, b.edge_index)), dense, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [MPNN, GIN, GCN])
+def test_molecular_models_pass_the_permutation_check(cls):
+    """The kit every geometric model is tested with, on the models without coordinates."""
+    if cls is not MPNN:
+        pytest.importorskip("torch_geometric", reason="GIN/GCN need scidl[geometric]")
+    from scidl.geometric import check_equivariance
+
+    torch.manual_seed(0)
+    b = collate([mol_graph(s) for s in SMILES])
+    model = cls(ATOM_DIM, BOND_DIM, hidden=32).double().eval()
+    report = check_equivariance(
+        lambda x, edge_index, edge_attr, batch: model(x, edge_index, edge_attr, batch,
+                                                      len(SMILES)),
+        {"x": b.x.double(), "edge_index": b.edge_index, "edge_attr": b.edge_attr.double(),
+         "batch": b.batch},
+        input_types={"x": "node", "edge_index": "edge_index", "edge_attr": "fixed",
+                     "batch": "node"},
+        outputs="invariant", group=("permutation",), trials=3)
+    assert report.passed(1e-10), report
