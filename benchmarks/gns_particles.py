@@ -51,7 +51,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="the size of the example config")
     parser.add_argument("--steps", type=int, default=None, help="training steps")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: the recorded runs)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the run directory here")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
