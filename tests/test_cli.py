@@ -288,6 +288,20 @@ def test_same_seed_same_metrics_other_seed_different(tiny_run, tmp_path):
         assert other["models"][name][key] != reference["models"][name][key]
 
 
+def test_threads_option(tiny_run, tmp_path):
+    config, run_dir, _ = tiny_run
+    reference = json.loads((run_dir / "metrics.json").read_text())
+    result = scidl_cli("run", config, "--out", tmp_path / "t", "--quiet", "--threads", "1",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    for name, key in (("fno", "test_rel_l2"), ("pinn", "rel_l2")):
+        assert metrics["models"][name][key] == pytest.approx(reference["models"][name][key],
+                                                             rel=1e-3)
+    result = scidl_cli("run", config, "--out", tmp_path / "u", "--threads", "0", cwd=tmp_path)
+    assert result.returncode != 0 and not (tmp_path / "u").exists()
+
+
 def test_evaluate_reproduces_the_stored_metrics(tiny_run, tmp_path):
     _, run_dir, _ = tiny_run
     before = snapshot(run_dir)

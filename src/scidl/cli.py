@@ -56,9 +56,18 @@ def run_command(
     ray_address: Annotated[str | None, typer.Option(
         help="Train the ensemble members of models with a uq: section as Ray tasks on this "
              "cluster ('auto', 'ray://host:10001'; 'local' starts a local instance).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="CPU threads for torch (default: torch's, one per core). Small models run "
+                    "fastest on 1; use fewer threads than free cores on a shared machine.")
+    ] = None,
 ) -> None:
     """Run the study a config describes; writes metrics, checkpoints, figures and a report."""
+    import torch
+
     from scidl.experiments import load_config, run
+
+    if threads is not None:
+        torch.set_num_threads(threads)
 
     overrides = {"seed": seed} if seed is not None else None
     cfg = load_config(config, overrides)
