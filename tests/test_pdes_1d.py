@@ -265,7 +265,9 @@ def test_fisher_kpp_front_speed_approaches_two_sqrt_d_r(diffusivity, rate):
                 - torch.tanh((x - centre - 5 * scale) / width))
     times = [s * tau for s in (0.0, 10.0, 15.0, 20.0, 25.0)]
     trajectory = simulate(FisherKPP(diffusivity, rate), u0, times, grid=grid, dt=0.05 * tau)
-    assert float(trajectory.max()) < 1 + 1e-8 and float(trajectory.min()) > -1e-6
+    # ahead of the front u = 0 is unstable: round-off (1e-16) grows like e^{r t} (7e10 at r t =
+    # 25), so the undershoot is ~1e-6 and its exact size depends on the CPU's FFT kernels
+    assert float(trajectory.max()) < 1 + 1e-8 and float(trajectory.min()) > -1e-4
     position = {round(t / tau): rightmost_crossing(u, x) for t, u in zip(times, trajectory)
                 if t > 0}
     c_star, lam = 2 * math.sqrt(diffusivity * rate), math.sqrt(rate / diffusivity)
