@@ -37,21 +37,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from scidl._optional import require
+
 #: Values whose magnitude exceeds this are treated as missing (RDKit's ``Ipc`` overflows).
 MAX_ABS = 1e10
 NORMALISERS = ("cdf", "standard")
 
 
 def _descriptor_list():
-    try:
-        from rdkit import RDLogger
-        from rdkit.Chem import Descriptors
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "scidl.geometric.descriptors needs RDKit: pip install 'scidl[chem]' (rdkit>=2023.9)"
-        ) from err
-    RDLogger.DisableLog("rdApp.*")
-    return list(Descriptors._descList)
+    rdkit = require("rdkit", "chem", "scidl.geometric.descriptors")
+    descriptors = require("rdkit.Chem.Descriptors", "chem", "scidl.geometric.descriptors")
+    rdkit.RDLogger.DisableLog("rdApp.*")
+    return list(descriptors._descList)
 
 
 def descriptor_names() -> tuple[str, ...]:

@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scidl._optional import require
+
 ELEMENTS = ("B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I")
 DEGREES = (0, 1, 2, 3, 4, 5)
 FORMAL_CHARGES = (-2, -1, 0, 1, 2)
@@ -65,14 +67,9 @@ ESOL_TARGET = "measured log solubility in mols per litre"
 
 
 def _chem():
-    try:
-        from rdkit import Chem, RDLogger
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "scidl.geometric.molecules needs RDKit: pip install 'scidl[chem]' (rdkit>=2023.9)"
-        ) from err
-    RDLogger.DisableLog("rdApp.*")
-    return Chem
+    chem = require("rdkit.Chem", "chem", "scidl.geometric.molecules")
+    require("rdkit.RDLogger", "chem", "scidl.geometric.molecules").DisableLog("rdApp.*")
+    return chem
 
 
 def _one_hot(value, choices: Sequence) -> list[float]:
@@ -220,12 +217,7 @@ class Batch:
 
 
 def _pyg_data():
-    try:
-        from torch_geometric.data import Data
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("torch_geometric data objects need the geometric extra: "
-                          "pip install 'scidl[geometric]' (torch_geometric>=2.5)") from err
-    return Data
+    return require("torch_geometric.data", "geometric", "MolGraph.to_pyg").Data
 
 
 def molecule_dataset(smiles: Sequence[str], y=None, *, conformer: bool = False,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scidl._optional import require
 from scidl.errors import ShapeError
 from scidl.geometric.graphs import scatter_sum
 
@@ -167,15 +168,6 @@ class MPNN(nn.Module):
         return self.head(z)
 
 
-def _pyg_nn():
-    try:
-        import torch_geometric.nn as pyg_nn
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("GIN and GCN are built from torch_geometric's layers: "
-                          "pip install 'scidl[geometric]' (torch_geometric>=2.5)") from err
-    return pyg_nn
-
-
 class GIN(nn.Module):
     """GIN with bond features (GINE; Xu et al. 2019, Hu et al. 2020), torch_geometric's
     ``GINEConv`` layers: ``h_i <- MLP((1 + eps) h_i + sum_j ReLU(h_j + W b_ji))``, ``eps``
@@ -191,7 +183,7 @@ class GIN(nn.Module):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        pyg_nn = _pyg_nn()
+        pyg_nn = require("torch_geometric.nn", "geometric", "GIN")
         self.readout = readout
         self.embed_atoms = nn.Linear(atom_features, hidden)
         self.convs = nn.ModuleList(
@@ -228,7 +220,7 @@ class GCN(nn.Module):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        pyg_nn = _pyg_nn()
+        pyg_nn = require("torch_geometric.nn", "geometric", "GCN")
         self.readout = readout
         widths = [atom_features] + [hidden] * layers
         self.convs = nn.ModuleList(pyg_nn.GCNConv(a, b) for a, b in zip(widths[:-1], widths[1:]))
