@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_s = time.perf_counter() - t0
         final = history.history[-1]
         trained[name] = model
-        weights = ROOT.parent / "runs" / f"forecast_ks_{name}_seed{args.seed}.pt"
+        weights = ROOT.parent / "runs" / f"{Path(args.out).stem}_{name}_seed{args.seed}.pt"
         weights.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), weights)
         print(f"{name}: {steps} steps ({steps * args.batch / pairs:.2f} epochs) in "
