@@ -18,8 +18,9 @@ Models: a 1D FNO (scidl.models.FNO, no coordinate channels so it is exactly tran
 equivariant) predicting the normalised increment (residual), trained through
 scidl.train.train with scidl.forecast.AutoregressiveObjective, (a) one-step MSE and (b)
 pushforward (k = 2, number of gradient-free steps drawn per batch) with input noise; both with
-random periodic shifts and the u(x) -> -u(-x) symmetry as augmentation. Each is trained for
-``--minutes`` of wall time (its step count is calibrated up front; cosine schedule).
+random periodic shifts and the u(x) -> -u(-x) symmetry as augmentation, and with
+``--galilean C`` random Galilean boosts u(x - ct, t) + c, |c| <= C (Brandstetter et al.
+2022). Each is trained for ``--minutes`` of wall time or ``--epochs`` (cosine schedule).
 
 Reported per model: the high-correlation time (mean and median over the test trajectories,
 scidl.metrics.high_correlation_time), RMSE / correlation by lead, and a 10,000-step rollout
@@ -59,7 +60,7 @@ from scidl.forecast import (
 from scidl.forecast import plots as fplots
 from scidl.metrics import high_correlation_time
 from scidl.models import FNO
-from scidl.numerics import PeriodicGrid, simulate
+from scidl.numerics import GalileanBoost, PeriodicGrid, simulate
 from scidl.pdes import KuramotoSivashinsky
 from scidl.train import Stage, TrainOptions, train
 
@@ -226,6 +227,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--noise", type=float, default=0.005,
                    help="input-noise std of the pushforward model (field std ~1.3)")
     p.add_argument("--unroll", type=int, default=2)
+    p.add_argument("--galilean", type=float, default=0.0,
+                   help="max speed c of random Galilean boosts u(x - ct) + c (0: off)")
     p.add_argument("--models", default="one-step,pushforward")
     p.add_argument("--long-steps", type=int, default=10_000)
     p.add_argument("--long-trajectories", type=int, default=8)
@@ -264,7 +267,9 @@ def main(argv: list[str] | None = None) -> dict:
         model = make_model(args)
         objective = AutoregressiveObjective(
             train_u, batch_size=args.batch, residual=True, delta_scale=delta,
-            augment=("shift", "odd_reflect"), seed=args.seed, **schemes[name])
+            augment=("shift", "odd_reflect"),
+            galilean=(GalileanBoost(args.galilean, DT, LENGTH) if args.galilean > 0 else None),
+            seed=args.seed, **schemes[name])
         pairs = train_u.shape[0] * (train_u.shape[1] - 1)
         steps = (int(args.epochs * pairs / args.batch) if args.epochs is not None
                  else calibrated_steps(model, objective, args.minutes, args.lr))

@@ -415,3 +415,4 @@ def test_rollout_with_mean_projection_keeps_mass():
     assert r.drift("mass").max() < 1e-5
     free = rollout(Drifting(), u0, 50, monitor={"mass": lambda u: u[:, 0].mean(dim=(-2, -1))})
     assert free.drift("mass").max() > 1e-2
+

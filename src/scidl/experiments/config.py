@@ -93,11 +93,24 @@ class StageConfig(_Strict):
         return raw
 
 
+class GalileanConfig(_Strict):
+    """Random Galilean boosts ``u0 + c -> u_T(x - a c T) + c`` of each training pair
+    (:class:`scidl.numerics.GalileanBoost`), ``|c| <= max_speed``. The runner takes ``a`` from
+    the data's equation (:meth:`scidl.pdes.TimeDependentPDE.galilean_coefficient`; an equation
+    without the symmetry is an error), ``T`` from the input and target times and the period
+    from the data. ``on_grid`` rounds each shift to whole grid spacings (an exact roll: right
+    for subsampled fields with shocks)."""
+
+    max_speed: float = Field(gt=0)
+    on_grid: bool = True
+
+
 class TrainingConfig(_Strict):
     stages: list[StageConfig] = Field(default_factory=lambda: [StageConfig()], min_length=1)
     batch_size: int = Field(20, ge=1)
     loss: Literal["relative_l2", "mse", "relative_h1"] = "relative_l2"
     augment: list[Literal["shift", "reflect", "odd_reflect"]] = Field(default_factory=list)
+    galilean: GalileanConfig | None = None
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(200, ge=1)
 
@@ -257,6 +270,11 @@ class OperatorRunConfig(_Strict):
         if self.space_time and self.training.augment:
             raise ValueError("training.augment acts on spatial axes; it does not apply to "
                              "space_time fields")
+        if self.training.galilean is not None and (self.space_time or self.rollout
+                                                   or self.normalizer != "none"):
+            raise ValueError("training.galilean boosts one input field and one target field in "
+                             "physical units: it does not combine with space_time, rollout or "
+                             "a normalizer")
         if self.normalizer == "pointwise" and (self.evaluate_subsample or self.evaluate_paths):
             raise ValueError("a pointwise normalizer only applies at the training resolution; "
                              "use normalizer: global to evaluate at other resolutions")

@@ -184,6 +184,35 @@ def pino_term(cfg: OperatorRunConfig, data: RunData):
     return term
 
 
+def galilean_boost(cfg: OperatorRunConfig, data: RunData):
+    """The :class:`~scidl.numerics.GalileanBoost` of ``training.galilean``, or None; its
+    coefficient derived from the data's equation, its time from the input and target times."""
+    options = cfg.training.galilean
+    if options is None:
+        return None
+    from scidl.numerics.symmetries import GalileanBoost
+    from scidl.pdes import make_pde
+
+    attrs = data.attrs
+    if "equation" not in attrs or data.trajectories is None:
+        raise ConfigError("training.galilean needs the data's equation and times (a scidl "
+                          "trajectory file)")
+    pde = make_pde(attrs["equation"], **(attrs.get("parameters") or {}))
+    coefficient = pde.galilean_coefficient()
+    if not coefficient:
+        raise ConfigError(f"{attrs['equation']} has no Galilean symmetry u(x - a c t) + c "
+                          "(derived from its right-hand side), so training.galilean does not "
+                          "apply")
+    times = data.trajectories.t.to(torch.float64)
+    start = _time_index(cfg.input_time_index, len(times))
+    end = _time_index(cfg.target_time_index, len(times))
+    if len(start) != 1 or len(end) != 1 or float(times[end[0]] - times[start[0]]) <= 0:
+        raise ConfigError("training.galilean needs one input time before one target time")
+    return GalileanBoost(options.max_speed, float(times[end[0]] - times[start[0]]),
+                         float(attrs.get("domain_length", 1.0)), coefficient,
+                         on_grid=options.on_grid)
+
+
 # ---- fit and evaluate -------------------------------------------------------------------------
 
 def fit(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData, run_dir: Path,
@@ -199,7 +228,8 @@ def fit(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData, run_di
     objective = FieldRegression(inputs, targets, batch_size=cfg.training.batch_size,
                                 loss=cfg.training.loss, seed=run.seed, device=info.device,
                                 ndim=ndim, physics=pino_term(cfg, data),
-                                augment=tuple(cfg.training.augment))
+                                augment=tuple(cfg.training.augment),
+                                galilean=galilean_boost(cfg, data))
     result = train(
         model, objective, cfg.training.to_stages(objective.steps_per_epoch),
         checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=run.seed,

@@ -29,6 +29,7 @@ from torch import nn
 
 from scidl.errors import ShapeError
 from scidl.forecast.rollout import Projection, step
+from scidl.numerics.symmetries import GalileanBoost
 
 MODES = ("one-step", "unrolled", "pushforward")
 AUGMENTATIONS = ("shift", "odd_reflect")
@@ -51,6 +52,9 @@ class AutoregressiveObjective:
         augment: ``"shift"`` (a random periodic translation of each window) and/or
             ``"odd_reflect"`` (``u(x) -> -u(-x)`` at random, a symmetry of Burgers, KdV and
             Kuramoto-Sivashinsky in 1D); exact symmetries only.
+        galilean: random Galilean boosts ``u_j(x - a c j dt) + c`` of each window (a
+            :class:`scidl.numerics.GalileanBoost` whose ``elapsed`` is the frame step), for 1D
+            scalar fields of Burgers-type equations; applied after ``augment``.
         seed: seed of the window sampling, noise and augmentation.
         device: where batches are sent.
 
@@ -63,7 +67,8 @@ class AutoregressiveObjective:
                  unroll: int = 1, random_unroll: bool = False, noise_std: float = 0.0,
                  residual: bool = False, delta_scale: float = 1.0,
                  dt: float | torch.Tensor | None = None, projection: Projection | None = None,
-                 augment: tuple[str, ...] = (), seed: int = 0,
+                 augment: tuple[str, ...] = (), galilean: GalileanBoost | None = None,
+                 seed: int = 0,
                  device: torch.device | str = "cpu"):
         if trajectories.ndim < 4:
             raise ShapeError(f"trajectories have shape {tuple(trajectories.shape)}, expected "
@@ -84,6 +89,9 @@ class AutoregressiveObjective:
         unknown = set(augment) - set(AUGMENTATIONS)
         if unknown:
             raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; use {AUGMENTATIONS}")
+        if galilean is not None and (trajectories.ndim != 4 or trajectories.shape[2] != 1):
+            raise ShapeError("the Galilean boost is for scalar 1D fields [N, T, 1, X], got "
+                             f"{tuple(trajectories.shape)}")
         if isinstance(dt, torch.Tensor) and dt.ndim == 1 and dt.shape[0] != trajectories.shape[0]:
             raise ShapeError(f"dt has shape {tuple(dt.shape)}, expected a float or "
                              f"[N] = [{trajectories.shape[0]}]")
@@ -92,6 +100,7 @@ class AutoregressiveObjective:
         self.random_unroll = random_unroll and mode == "pushforward"
         self.noise_std, self.residual, self.delta_scale = float(noise_std), residual, delta_scale
         self.dt, self.projection, self.augment = dt, projection, tuple(augment)
+        self.galilean = galilean
         self.seed, self.device = seed, torch.device(device)
         self.spatial_ndim = trajectories.ndim - 3
 
@@ -117,7 +126,7 @@ class AutoregressiveObjective:
         which, start = which[mine], start[mine]
         offsets = torch.arange(k + 1)
         window = self.trajectories[which[:, None], start[:, None] + offsets[None, :]]
-        if self.augment:
+        if self.augment or self.galilean is not None:
             window = self._augmented(window, step, rank, world_size)
         dt = self.dt
         if isinstance(dt, torch.Tensor) and dt.ndim == 1:
@@ -141,6 +150,9 @@ class AutoregressiveObjective:
             flip = flip.view(-1, *[1] * (window.ndim - 1))
             reflected = -torch.roll(window.flip(dims), [1] * len(dims), dims)
             window = torch.where(flip, reflected, window)
+        if self.galilean is not None:
+            speeds = self.galilean.speeds(self.batch_size, window.shape[-1], g)[mine]
+            window = self.galilean(window, speeds)
         return window
 
     # ---- loss --------------------------------------------------------------------------------

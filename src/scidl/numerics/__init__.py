@@ -34,6 +34,7 @@ from scidl.numerics.random_fields import (
 from scidl.numerics.rk4 import RK4
 from scidl.numerics.simulate import simulate
 from scidl.numerics.steppers import BlockSymbol, SemilinearStepper, apply_linear
+from scidl.numerics.symmetries import GalileanBoost, galilean_boost
 from scidl.numerics.symplectic import (
     integrate_second_order,
     leapfrog,
@@ -57,6 +58,7 @@ __all__ = [
     "EXPLICIT_EULER",
     "EXPLICIT_MIDPOINT",
     "FiniteDifferenceDerivatives",
+    "GalileanBoost",
     "GaussianRandomField",
     "NeumannGaussianRandomField",
     "PeriodicGrid",
@@ -70,6 +72,7 @@ __all__ = [
     "central_difference_weights",
     "fourier_interpolate",
     "fourier_resample",
+    "galilean_boost",
     "integrate_second_order",
     "leapfrog",
     "odeint",

@@ -7,6 +7,7 @@ from torch import nn
 
 from scidl.errors import ShapeError
 from scidl.metrics import relative_h1, relative_l2
+from scidl.numerics.symmetries import GalileanBoost
 
 LOSSES = ("relative_l2", "mse", "relative_h1")
 AUGMENTATIONS = ("shift", "reflect", "odd_reflect")
@@ -36,11 +37,16 @@ class FieldRegression:
             ``shift`` (a random periodic translation), ``reflect`` (``u(x) -> u(-x)``) and
             ``odd_reflect`` (``u(x) -> -u(-x)``, a symmetry of Burgers, KdV and KS). Drawn
             from ``(seed, step)``, so runs stay reproducible.
+        galilean: random Galilean boosts of each pair, ``u0 + c -> u_T(x - a c T) + c``
+            (a :class:`scidl.numerics.GalileanBoost` whose ``elapsed`` is ``T``, the time from
+            input to target), for single-channel 1D fields of Burgers-type equations; applied
+            after ``augment``.
     """
 
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, *, batch_size: int,
                  loss: str = "relative_l2", seed: int = 0, device: torch.device | str = "cpu",
-                 ndim: int | None = None, physics=None, augment: tuple[str, ...] = ()):
+                 ndim: int | None = None, physics=None, augment: tuple[str, ...] = (),
+                 galilean: GalileanBoost | None = None):
         if inputs.shape[0] != targets.shape[0]:
             raise ShapeError(
                 f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)} must have the "
@@ -62,6 +68,12 @@ class FieldRegression:
         if "reflect" in augment and "odd_reflect" in augment:
             raise ValueError("choose one of reflect and odd_reflect")
         self.augment = tuple(augment)
+        if galilean is not None and not (inputs.ndim == targets.ndim == 3
+                                         and inputs.shape[1] == targets.shape[1] == 1
+                                         and inputs.shape[-1] == targets.shape[-1]):
+            raise ShapeError("the Galilean boost needs single-channel 1D inputs and targets on "
+                             f"one grid, got {tuple(inputs.shape)} and {tuple(targets.shape)}")
+        self.galilean = galilean
         self.device = torch.device(device)
         self.steps_per_epoch = inputs.shape[0] // batch_size
         self._permutation: tuple[int, torch.Tensor] | None = None
@@ -82,7 +94,7 @@ class FieldRegression:
                                                (offset + 1) * self.batch_size]
         index = index[rank::world_size]
         x, y = self.inputs[index], self.targets[index]
-        if self.augment:
+        if self.augment or self.galilean is not None:
             x, y = self._augmented(x, y, step, index.shape[0])
         return x.to(self.device), y.to(self.device)
 
@@ -101,6 +113,10 @@ class FieldRegression:
                 # x -> -x on a periodic grid: index i -> (N - i) mod N
                 x = torch.where(flip, sign * torch.roll(x.flip(dims), [1] * self.ndim, dims), x)
                 y = torch.where(flip, sign * torch.roll(y.flip(dims), [1] * self.ndim, dims), y)
+        if self.galilean is not None:
+            speeds = self.galilean.speeds(n, x.shape[-1], generator)
+            pair = self.galilean(torch.stack([x, y], dim=1), speeds)
+            x, y = pair[:, 0], pair[:, 1]
         return x, y
 
     def loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
