@@ -136,6 +136,15 @@ def task_burgers(args, nu: float = 1e-3, resolutions=(256, 512, 1024, 2048, 4096
         set_epochs(base, "fno", args.text_epochs)
     elif args.burgers_epochs:
         set_epochs(base, "fno", args.burgers_epochs)
+    if args.burgers_galilean:
+        base["models"]["fno"]["training"]["galilean"] = {"max_speed": args.burgers_galilean,
+                                                         "on_grid": True}
+        tag += f"-galilean{args.burgers_galilean:g}"
+    if args.burgers_seed is not None:
+        base["seed"] = args.burgers_seed
+        tag += f"-seed{args.burgers_seed}"
+    evaluated = resolutions
+    resolutions = [s for s in resolutions if s <= args.burgers_max_resolution]
     rows, zero_shot = [], {}
     coarse_checkpoint = None
     for s in resolutions:
@@ -143,7 +152,7 @@ def task_burgers(args, nu: float = 1e-3, resolutions=(256, 512, 1024, 2048, 4096
         raw["name"] = f"{tag}-s{s}"
         raw["data"]["subsample"] = 8192 // s
         fno = raw["models"]["fno"]
-        fno["evaluate_subsample"] = [8192 // r for r in resolutions if r >= s]
+        fno["evaluate_subsample"] = [8192 // r for r in evaluated if r >= s]
         if coarse_checkpoint is not None:
             finetune(raw, "fno", coarse_checkpoint, 1 if args.quick else args.finetune_epochs,
                      args.finetune_lr)
@@ -159,7 +168,8 @@ def task_burgers(args, nu: float = 1e-3, resolutions=(256, 512, 1024, 2048, 4096
             zero_shot = m.get("test_rel_l2_by_resolution", {})
             coarse_checkpoint = out / "checkpoints" / "fno.pt"
     return {"task": tag, "nu": nu, "n_train": n_train, "n_test": n_test,
-            "config": "configs/fno_burgers.yaml", "rows": rows,
+            "config": "configs/fno_burgers.yaml", "galilean": args.burgers_galilean,
+            "seed": base.get("seed", 0), "rows": rows,
             "zero_shot_from_256": zero_shot}
 
 
@@ -441,6 +451,15 @@ def main() -> int:
                         help="where the runs train: auto (CUDA if present), cpu, cuda, cuda:N")
     parser.add_argument("--burgers-epochs", type=int, default=None,
                         help="burgers: epochs at s = 256 (default: the config's)")
+    parser.add_argument("--burgers-galilean", type=float, default=None,
+                        help="burgers: train with random Galilean boosts |c| <= this "
+                             "(training.galilean, on the grid)")
+    parser.add_argument("--burgers-seed", type=int, default=None,
+                        help="burgers: the run's seed (default: the config's)")
+    parser.add_argument("--burgers-max-resolution", type=int, default=8192,
+                        help="burgers: train up to this s (256: the coarse model only)")
+    parser.add_argument("--suffix", default="",
+                        help="appended to the result file's name (fno_paper_<task><suffix>.json)")
     parser.add_argument("--darcy-epochs", type=int, default=None,
                         help="darcy: epochs per run (default: the config's, the paper's 500)")
     parser.add_argument("--darcy-141", choices=["scratch", "finetune"], default="scratch",
@@ -472,7 +491,7 @@ def main() -> int:
         result = TASKS[name](args)
         result.update(seconds=time.perf_counter() - started, quick=args.quick, date=utc_now(),
                       machine=machine_info())
-        suffix = "_quick" if args.quick else ""
+        suffix = ("_quick" if args.quick else "") + args.suffix
         path = write_result(HERE / "results" / f"fno_paper_{name}{suffix}.json", result)
         print(f"wrote {path}", flush=True)
     return 0
