@@ -269,6 +269,11 @@ def _summarise(run_dir: Path, quiet: bool) -> None:
         return
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for name, m in metrics.get("models", {}).items():
+        if m["kind"] == "forecast":
+            typer.echo(f"{name:>10s} (forecast): high-correlation time "
+                       f"{m['high_correlation_time_mean']:.4g}, RMSE at lead {m['leads']} "
+                       f"{m['rmse_last']:.3e}")
+            continue
         error = m.get("test_rel_l2", m.get("rel_l2"))
         typer.echo(f"{name:>10s} ({m['kind']}): relative L2 {error:.3e}")
     for name, m in metrics.get("studies", {}).items():

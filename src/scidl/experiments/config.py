@@ -308,7 +308,65 @@ class PINNRunConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
 
 
-ModelRunConfig = Annotated[OperatorRunConfig | PINNRunConfig, Field(discriminator="kind")]
+class ForecastSchemeConfig(_Strict):
+    """How the one-step model is trained (:class:`scidl.forecast.AutoregressiveObjective`)."""
+
+    mode: Literal["one-step", "unrolled", "pushforward"] = "one-step"
+    unroll: int = Field(1, ge=1)
+    random_unroll: bool = False
+    noise_std: float = Field(0.0, ge=0)
+    residual: bool = True
+    augment: list[Literal["shift", "odd_reflect"]] = Field(default_factory=list)
+    galilean: float | None = Field(None, gt=0)
+
+
+class ForecastEnsembleConfig(_Strict):
+    """An ensemble over perturbed initial states (:func:`scidl.forecast.perturbed_ensemble`):
+    Gaussian noise of ``std`` (in field units) smoothed to the lowest ``smoothing`` modes."""
+
+    members: int = Field(8, ge=2)
+    std: float = Field(0.01, gt=0)
+    smoothing: int | None = Field(20, ge=1)
+    trajectories: int = Field(8, ge=1)
+
+
+class ForecastRunConfig(_Strict):
+    """A learned time stepper rolled out autoregressively (docs/forecasting.md).
+
+    The model maps the state at one saved time to the next (``residual``: to the normalised
+    increment); it is trained on windows of the training trajectories with the ``scheme``
+    (one-step, unrolled or pushforward, input noise, symmetry augmentation, Galilean boosts)
+    and rolled out from the first state of every test trajectory over all its saved times.
+    Reported against lead time: RMSE, Pearson correlation, ACC (against the training mean
+    state), spectrum error and the high-correlation time (correlation above ``threshold``);
+    the drift of the spatial mean and mean square over a ``long_steps`` rollout (with its
+    late-time energy spectrum against the test data's); with ``ensemble``, CRPS and
+    spread-skill by lead. ``epochs`` of a stage count windows: ``N (T - k) / batch_size``
+    steps each.
+    """
+
+    kind: Literal["forecast"]
+    model: ModelConfig = ModelConfig()
+    scheme: ForecastSchemeConfig = ForecastSchemeConfig()
+    training: TrainingConfig = TrainingConfig()
+    threshold: float = Field(0.8, gt=0, lt=1)
+    long_steps: int = Field(0, ge=0)
+    long_trajectories: int = Field(4, ge=1)
+    ensemble: ForecastEnsembleConfig | None = None
+
+    @model_validator(mode="after")
+    def _plain_training(self) -> ForecastRunConfig:
+        if self.training.augment or self.training.galilean is not None:
+            raise ValueError("a forecast model takes its augmentation from scheme.augment and "
+                             "scheme.galilean, not training.augment / training.galilean")
+        if self.training.loss != "relative_l2":
+            raise ValueError("a forecast model is trained on the MSE of its (normalised) "
+                             "steps; training.loss does not apply")
+        return self
+
+
+ModelRunConfig = Annotated[OperatorRunConfig | PINNRunConfig | ForecastRunConfig,
+                           Field(discriminator="kind")]
 
 
 class ReportConfig(_Strict):
@@ -353,7 +411,7 @@ _TYPE_WORDS = {
 }
 
 
-_TAGS = ("operator", "pinn", *STUDY_KINDS)
+_TAGS = ("operator", "pinn", "forecast", *STUDY_KINDS)
 
 
 def _describe(error: dict) -> str:
@@ -370,7 +428,7 @@ def _describe(error: dict) -> str:
     if kind == "missing":
         return f"config key {key!r} is required"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        tags = error.get("ctx", {}).get("expected_tags") or "'operator', 'pinn'"
+        tags = error.get("ctx", {}).get("expected_tags") or "'operator', 'pinn', 'forecast'"
         return f"config key {key}.kind must be one of {tags}"
     for prefix, words in _TYPE_WORDS.items():
         if kind.startswith(prefix + "_") or kind == f"{prefix}_type":

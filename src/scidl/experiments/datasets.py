@@ -25,6 +25,7 @@ from scidl.data import (
     write_trajectories,
 )
 from scidl.data.hdf5 import _decode
+from scidl.data.recipes import FAMILIES, SETTINGS
 from scidl.errors import DataError
 from scidl.experiments.config import DataConfig
 
@@ -88,9 +89,20 @@ def recipe(config: DataConfig) -> TrajectoryRecipe | DarcyRecipe:
                            solver_resolution=config.solver_resolution or 421,
                            seed=config.seed, **config.parameters)
     ic = config.initial_condition
+    grf = {"sigma": ic.sigma, "tau": ic.tau, "gamma": ic.gamma}
+    family = FAMILIES.get(config.equation)
+    setting = str(config.parameters.get("setting", family.setting if family else ""))
+    if setting in SETTINGS and not set(grf) <= set(SETTINGS[setting][1]):
+        # a family whose initial states are not a Gaussian random field (e.g. KS's sines)
+        if "initial_condition" in config.model_fields_set:
+            raise DataError(f"{config.equation} does not draw Gaussian random fields: give its "
+                            "initial-condition parameters "
+                            f"{sorted(SETTINGS[setting][1])} in data.parameters instead of "
+                            "data.initial_condition")
+        grf = {}
     return TrajectoryRecipe.build(
         config.equation,
-        {**config.parameters, "sigma": ic.sigma, "tau": ic.tau, "gamma": ic.gamma},
+        {**config.parameters, **grf},
         resolution=config.resolution, solver_resolution=config.solver_resolution,
         compute_resolution=config.compute_resolution,
         t_final=config.t_final, n_times=config.n_times, dt=config.dt, seed=config.seed,

@@ -12,7 +12,7 @@ from torch import nn
 
 from scidl.data.normalizers import GlobalNormalizer, PointwiseNormalizer
 from scidl.errors import ConfigError, DataError, ShapeError
-from scidl.experiments.config import OperatorRunConfig, RunConfig, model_class
+from scidl.experiments.config import ModelConfig, OperatorRunConfig, RunConfig, model_class
 from scidl.experiments.datasets import RunData, _read_file
 from scidl.metrics import relative_h1, relative_l2
 from scidl.models import count_parameters
@@ -120,8 +120,20 @@ def build(cfg: OperatorRunConfig, seed: int, x: torch.Tensor, y: torch.Tensor,
     if cfg.rollout:
         return Rollout(build(cfg.model_copy(update={"rollout": False}), seed, x, y[:, :1],
                              periodic), steps=y.shape[1])
+    model = build_model(cfg.model, seed, x, y, periodic)
+    norms = {"none": None, "global": GlobalNormalizer, "pointwise": PointwiseNormalizer}
+    kind = norms[cfg.normalizer]
+    if kind is None:
+        return model
+    return NormalizedOperator(model, kind().fit(x), kind().fit(y))
+
+
+def build_model(spec: ModelConfig, seed: int, x: torch.Tensor, y: torch.Tensor,
+                periodic: bool = True) -> nn.Module:
+    """The registered model of ``spec`` for inputs like ``x`` and targets like ``y``
+    (``[n, C, *S]``): channels, dimensions and sensor grids filled in, a POD basis fitted."""
     torch.manual_seed(seed)
-    params = cfg.model.model_dump()
+    params = spec.model_dump()
     name = params.pop("name")
     ndim = x.ndim - 2
     cls = model_class(name)
@@ -141,11 +153,7 @@ def build(cfg: OperatorRunConfig, seed: int, x: torch.Tensor, y: torch.Tensor,
         raise ConfigError(f"model {name!r}: {err}") from None
     if hasattr(model, "fit_basis"):
         model.fit_basis(y)
-    norms = {"none": None, "global": GlobalNormalizer, "pointwise": PointwiseNormalizer}
-    kind = norms[cfg.normalizer]
-    if kind is None:
-        return model
-    return NormalizedOperator(model, kind().fit(x), kind().fit(y))
+    return model
 
 
 def _periodic(data: RunData) -> bool:

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import scidl
 from scidl.errors import ConfigError
-from scidl.experiments import operator, operator_uq, pinn
-from scidl.experiments.config import OperatorRunConfig, RunConfig, parse_config
+from scidl.experiments import forecast, operator, operator_uq, pinn
+from scidl.experiments.config import (
+    ForecastRunConfig,
+    OperatorRunConfig,
+    PINNRunConfig,
+    RunConfig,
+    parse_config,
+)
 from scidl.experiments.datasets import RunData, load_data, prepare_data
 from scidl.experiments.dynamics import run_dynamics
 from scidl.experiments.dynamics_config import DynamicsRunConfig
@@ -83,6 +89,12 @@ def _carry_out(config: RunConfig, out: Path, info: DistInfo, *, resume: bool, qu
             timings[f"{name}.train"] = time.perf_counter() - clock
             clock = time.perf_counter()
             outcomes[name] = operator.evaluate(model, cfg, data, result)
+        elif isinstance(cfg, ForecastRunConfig):
+            model, result = forecast.fit(name, cfg, config, data, out, info, resume=resume,
+                                         quiet=quiet)
+            timings[f"{name}.train"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            outcomes[name] = forecast.evaluate(model, cfg, config, data, result)
         else:
             model, result = pinn.fit(name, cfg, config, dataset, test_u, out, info,
                                      resume=resume, quiet=quiet)
@@ -107,7 +119,7 @@ def _carry_out(config: RunConfig, out: Path, info: DistInfo, *, resume: bool, qu
 
 def _trajectories(config: RunConfig, data: RunData):
     """The trajectory dataset and test trajectories a PINN model needs (None without one)."""
-    if not any(not isinstance(cfg, OperatorRunConfig) for cfg in config.models.values()):
+    if not any(isinstance(cfg, PINNRunConfig) for cfg in config.models.values()):
         return data.trajectories, None
     if data.trajectories is None or config.data.test_path is not None:
         raise ConfigError("a pinn model needs trajectories u [n, T, N] from one file or recipe")
@@ -159,6 +171,9 @@ def evaluate_run(run_dir: str | Path) -> dict:
         elif isinstance(cfg, OperatorRunConfig):
             model, result = operator.restore(name, cfg, config, data, run_dir)
             outcomes[name] = operator.evaluate(model, cfg, data, result)
+        elif isinstance(cfg, ForecastRunConfig):
+            model, result = forecast.restore(name, cfg, config, data, run_dir)
+            outcomes[name] = forecast.evaluate(model, cfg, config, data, result)
         else:
             model = pinn.build(cfg, dataset, config.seed)
             result = load_trained(model, checkpoint)

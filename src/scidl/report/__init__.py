@@ -57,6 +57,52 @@ def _uncertainty_figures(name: str, outcome, config, figures_dir: Path) -> list:
     return figures
 
 
+def _forecast_figures(outcomes: dict, figures_dir: Path) -> list:
+    """Scores by lead time of every forecast model (one figure per score, models overlaid),
+    the rollout of test trajectory 0, invariant drift and the late-time spectra."""
+    from scidl.forecast import plots as fplots
+
+    runs = {name: o for name, o in outcomes.items() if o.metrics["kind"] == "forecast"}
+    if not runs:
+        return []
+    dt = next(iter(runs.values())).dt
+    figures = []
+    for key, label, log in (("pearson", "Pearson correlation", False), ("rmse", "RMSE", True),
+                            ("acc", "ACC", False), ("spectrum_error", "spectrum error", True),
+                            ("crps", "CRPS", True), ("spread_skill", "spread / skill", False)):
+        curves = {name: o.curves[key] for name, o in runs.items() if key in o.curves}
+        if not curves:
+            continue
+        threshold = {"pearson": min(o.metrics.get("threshold", 0.8) for o in runs.values()),
+                     "spread_skill": 1.0}.get(key)
+        figures.append((f"{label} by lead time", fplots.metric_by_lead(
+            curves, dt, figures_dir / f"forecast_{key}.png", ylabel=label, log=log,
+            threshold=threshold, title=f"{label} of the test rollouts")))
+    for name, o in runs.items():
+        if o.reference.ndim == 3:  # [T, C, X]: a space-time picture
+            fields = {"reference": o.reference[:, 0], name: o.prediction[:, 0],
+                      "difference": o.prediction[:, 0] - o.reference[:, 0]}
+            figures.append((f"{name}: test trajectory 0", fplots.space_time(
+                fields, dt, o.length, figures_dir / f"{name}_space_time.png",
+                title=f"{name}: rollout of test trajectory 0")))
+        else:
+            last = o.reference.shape[0] - 1
+            figures.append((f"{name}: test trajectory 0 at the last lead", plots.field_panels(
+                o.reference[:1, 0], o.reference[last:, 0], o.prediction[last:, 0],
+                [float((o.prediction[last] - o.reference[last]).norm()
+                       / o.reference[last].norm())],
+                f"{name}: first and last state of test trajectory 0, and the rollout",
+                figures_dir / f"{name}_fields.png")))
+        figures.append((f"{name}: invariants along the test rollouts", fplots.invariant_series(
+            dict(o.invariants), dt, figures_dir / f"{name}_invariants.png",
+            title=f"{name}: mean and range over the test rollouts")))
+        if o.spectra is not None:
+            figures.append((f"{name}: late-time energy spectrum", fplots.energy_spectra(
+                o.spectra, figures_dir / f"{name}_spectra.png",
+                title=f"{name}: climatological spectra")))
+    return figures
+
+
 def write_report(out: Path, config, data, outcomes: dict, metrics: dict,
                  timings: dict) -> Path:
     """Draw the run's figures into ``out/figures`` and write ``out/report.html``."""
@@ -75,6 +121,8 @@ def write_report(out: Path, config, data, outcomes: dict, metrics: dict,
         if m["kind"] == "operator":
             figures.append((f"{name}: test predictions", _operator_figure(
                 name, outcome, config.report.samples, figures_dir / f"{name}_predictions.png")))
+        elif m["kind"] == "forecast":
+            continue
         else:
             pinn_samples[name] = m["sample"]
             figures.append((f"{name}: space-time solution of test trajectory {m['sample']}",
@@ -101,6 +149,7 @@ def write_report(out: Path, config, data, outcomes: dict, metrics: dict,
             figures_dir / f"comparison_{pinn_name}.png")))
         comparison = (f"On test trajectory {sample}, relative L2 error of u(x, T): "
                       + ", ".join(parts) + ".")
+    figures.extend(_forecast_figures(outcomes, figures_dir))
     for name, outcome in outcomes.items():
         if getattr(outcome, "uncertainty", None) is not None:
             figures.extend(_uncertainty_figures(name, outcome, config, figures_dir))

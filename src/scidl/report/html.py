@@ -28,6 +28,10 @@ def _rows(metrics: dict, timings: dict) -> list[dict]:
         if m["kind"] == "operator":
             measured = f"u(T) on {metrics['data']['n_test']} held-out trajectories (mean)"
             error = f"{m['test_rel_l2']:.3e}"
+        elif m["kind"] == "forecast":
+            measured = (f"rollouts of {metrics['data']['n_test']} test trajectories over "
+                        f"{m['leads']} steps: high-correlation time / RMSE at the last lead")
+            error = f"{m['high_correlation_time_mean']:.4g} / {m['rmse_last']:.3e}"
         else:
             measured = f"u(x, t) of test trajectory {m['sample']} (all times / at T)"
             error = f"{m['rel_l2']:.3e} / {m['rel_l2_final']:.3e}"
@@ -63,6 +67,11 @@ def _brief(metrics: dict) -> dict:
     brief = json.loads(json.dumps(metrics))
     for m in brief["models"].values():
         m.pop("test_rel_l2_per_sample", None)
+        for key in [k for k in m if k.endswith("_by_lead")]:
+            m.pop(key)
+        if isinstance(m.get("ensemble"), dict):
+            for key in ("crps_by_lead", "spread_skill_by_lead"):
+                m["ensemble"].pop(key, None)
     return brief
 
 
