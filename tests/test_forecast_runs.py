@@ -26,6 +26,7 @@ RAW = {
                    "noise_std": 0.01, "augment": ["shift", "odd_reflect"], "galilean": 0.3},
         "training": {"batch_size": 16, "stages": [{"epochs": 3, "lr": 3e-3,
                                                     "schedule": "cosine"}], "log_every": 5},
+        "skip_frames": 10,
         "long_steps": 200,
         "ensemble": {"members": 3, "trajectories": 2, "std": 0.01, "smoothing": 8},
     }},
@@ -41,14 +42,14 @@ def finished(tmp_path_factory):
 
 def test_forecast_run_scores_rollouts_and_writes_the_report(finished):
     m = json.loads((finished / "metrics.json").read_text())["models"]["fno"]
-    assert m["kind"] == "forecast" and m["leads"] == 50 and m["frame_dt"] == pytest.approx(0.2)
-    assert m["steps"] == 3 * (8 * (51 - 2) // 16)  # epochs count windows
+    assert m["kind"] == "forecast" and m["leads"] == 40 and m["frame_dt"] == pytest.approx(0.2)
+    assert m["steps"] == 3 * (8 * (41 - 2) // 16)  # epochs count windows after skip_frames
     for key in ("rmse_by_lead", "pearson_by_lead", "acc_by_lead"):
-        assert len(m[key]) == 50 and all(v == v for v in m[key])
+        assert len(m[key]) == 40 and all(v == v for v in m[key])
     assert m["rmse_by_lead"][0] < m["rmse_by_lead"][-1]  # errors grow with lead time
     assert 0.2 <= m["high_correlation_time_mean"] <= 10.0
     assert m["long_rollout"]["steps"] == 200 and m["long_rollout"]["finite"]
-    assert m["ensemble"]["members"] == 3 and len(m["ensemble"]["crps_by_lead"]) == 50
+    assert m["ensemble"]["members"] == 3 and len(m["ensemble"]["crps_by_lead"]) == 40
     figures = {p.name for p in (finished / "figures").iterdir()}
     assert {"forecast_pearson.png", "forecast_rmse.png", "forecast_acc.png",
             "forecast_crps.png", "forecast_spread_skill.png", "fno_space_time.png",
@@ -67,9 +68,9 @@ def test_forecast_metrics_match_a_direct_rollout_of_the_checkpoint(finished):
     config = parse_config(copy.deepcopy(RAW))
     data = load_data(config.data, finished)
     model, _ = forecast.restore("fno", config.models["fno"], config, data, finished)
-    train_u = forecast.trajectories(data, data.train)
-    test_u = forecast.trajectories(data, data.test)
-    roll = rollout(model, test_u[:, 0], 50, residual=True,
+    train_u = forecast.trajectories(data, data.train, 10)
+    test_u = forecast.trajectories(data, data.test, 10)
+    roll = rollout(model, test_u[:, 0], 40, residual=True,
                    delta_scale=increment_scale(train_u))
     hct = high_correlation_time(roll.trajectory[:, :, 0], test_u[:, 1:, 0], 0.2)
     m = json.loads((finished / "metrics.json").read_text())["models"]["fno"]
@@ -96,3 +97,7 @@ def test_forecast_config_errors(tmp_path):
     raw["models"]["fno"].pop("ensemble")
     with pytest.raises(ConfigError, match="no Galilean symmetry"):
         run(parse_config(raw), tmp_path / "run", quiet=True)
+    raw = copy.deepcopy(RAW)
+    raw["models"]["fno"]["skip_frames"] = 49
+    with pytest.raises(ConfigError, match="skip_frames = 49 leaves 2"):
+        run(parse_config(raw), tmp_path / "skip", quiet=True)

@@ -342,13 +342,15 @@ class ForecastRunConfig(_Strict):
     the drift of the spatial mean and mean square over a ``long_steps`` rollout (with its
     late-time energy spectrum against the test data's); with ``ensemble``, CRPS and
     spread-skill by lead. ``epochs`` of a stage count windows: ``N (T - k) / batch_size``
-    steps each.
+    steps each. ``skip_frames`` drops the first saved frames of every trajectory, training and
+    test alike (a burn-in: the transient from the initial states to a chaotic attractor).
     """
 
     kind: Literal["forecast"]
     model: ModelConfig = ModelConfig()
     scheme: ForecastSchemeConfig = ForecastSchemeConfig()
     training: TrainingConfig = TrainingConfig()
+    skip_frames: int = Field(0, ge=0)
     threshold: float = Field(0.8, gt=0, lt=1)
     long_steps: int = Field(0, ge=0)
     long_trajectories: int = Field(4, ge=1)

@@ -43,12 +43,18 @@ class ForecastOutcome:
     train_result: TrainResult | None
 
 
-def trajectories(data: RunData, arrays: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The run's ``u`` as ``[N, T, C, *S]`` (a channel axis added to scalar fields)."""
+def trajectories(data: RunData, arrays: dict[str, torch.Tensor],
+                 skip: int = 0) -> torch.Tensor:
+    """The run's ``u`` as ``[N, T, C, *S]`` (a channel axis added to scalar fields), without
+    its first ``skip`` frames."""
     if "u" not in arrays or not data.has_time("u"):
         raise ConfigError("a forecast model needs trajectories u [n, T, *S] (a recipe or a "
                           "scidl trajectory file)")
     u = arrays["u"]
+    if u.shape[1] - skip < 3:
+        raise ConfigError(f"skip_frames = {skip} leaves {u.shape[1] - skip} of {u.shape[1]} "
+                          "frames; a forecast model needs at least 3")
+    u = u[:, skip:]
     return u.unsqueeze(2) if u.ndim == data.spatial_dims + 2 else u
 
 
@@ -94,7 +100,7 @@ def _delta(cfg: ForecastRunConfig, u: torch.Tensor) -> float:
 
 def fit(name: str, cfg: ForecastRunConfig, run: RunConfig, data: RunData, run_dir: Path,
         info: DistInfo, *, resume: bool, quiet: bool) -> tuple[nn.Module, TrainResult]:
-    train_u = trajectories(data, data.train)
+    train_u = trajectories(data, data.train, cfg.skip_frames)
     dt = frame_step(data)
     model = _model(cfg, run.seed, train_u).to(info.device)
     s = cfg.scheme
@@ -118,7 +124,7 @@ def fit(name: str, cfg: ForecastRunConfig, run: RunConfig, data: RunData, run_di
 
 def restore(name: str, cfg: ForecastRunConfig, run: RunConfig, data: RunData,
             run_dir: Path) -> tuple[nn.Module, TrainResult]:
-    model = _model(cfg, run.seed, trajectories(data, data.train))
+    model = _model(cfg, run.seed, trajectories(data, data.train, cfg.skip_frames))
     return model, load_trained(model, run_dir / "checkpoints" / f"{name}.pt")
 
 
@@ -130,9 +136,9 @@ def _values(x: torch.Tensor) -> list[float]:
 def evaluate(model: nn.Module, cfg: ForecastRunConfig, run: RunConfig, data: RunData,
              result: TrainResult | None) -> ForecastOutcome:
     model = model.cpu().eval()
-    train_u = trajectories(data, data.train)
+    train_u = trajectories(data, data.train, cfg.skip_frames)
     test_u = trajectories(data, {k: data.strided(v, data.subsample)
-                                 for k, v in data.test.items()})
+                                 for k, v in data.test.items()}, cfg.skip_frames)
     dt, delta = frame_step(data), _delta(cfg, train_u)
     length = float(data.attrs.get("domain_length", 1.0))
     kw = dict(residual=cfg.scheme.residual, delta_scale=delta)
