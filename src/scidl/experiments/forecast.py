@@ -12,7 +12,8 @@ from torch import nn
 from scidl.errors import ConfigError
 from scidl.experiments.config import ForecastRunConfig, RunConfig
 from scidl.experiments.datasets import RunData
-from scidl.experiments.operator import build_model
+from scidl.experiments.operator import build_model, data_galilean_coefficient
+from scidl.experiments.rundir import train_in_run
 from scidl.forecast import (
     AutoregressiveObjective,
     ensemble_scores,
@@ -27,7 +28,7 @@ from scidl.forecast import (
     spectrum_relative_error,
 )
 from scidl.models import count_parameters
-from scidl.train import DistInfo, TrainOptions, TrainResult, load_trained, train
+from scidl.train import DistInfo, TrainResult, load_trained
 
 
 @dataclass
@@ -77,15 +78,10 @@ def _galilean(cfg: ForecastRunConfig, data: RunData, dt: float, u: torch.Tensor)
     if cfg.scheme.galilean is None:
         return None
     from scidl.numerics.symmetries import GalileanBoost
-    from scidl.pdes import make_pde
 
-    if "equation" not in data.attrs:
-        raise ConfigError("scheme.galilean needs the data's equation")
-    coefficient = make_pde(data.attrs["equation"],
-                           **(data.attrs.get("parameters") or {})).galilean_coefficient()
-    if not coefficient or u.ndim != 4 or u.shape[2] != 1:
-        raise ConfigError(f"{data.attrs['equation']} has no Galilean symmetry u(x - a c t) + c "
-                          "on a scalar 1D field, so scheme.galilean does not apply")
+    coefficient = data_galilean_coefficient(data, "scheme.galilean")
+    if u.ndim != 4 or u.shape[2] != 1:
+        raise ConfigError("scheme.galilean needs a scalar 1D field u [n, T, X]")
     return GalileanBoost(cfg.scheme.galilean, dt, float(data.attrs.get("domain_length", 1.0)),
                          coefficient)
 
@@ -112,13 +108,9 @@ def fit(name: str, cfg: ForecastRunConfig, run: RunConfig, data: RunData, run_di
         galilean=_galilean(cfg, data, dt, train_u), seed=run.seed, device=info.device)
     windows = train_u.shape[0] * (train_u.shape[1] - unroll)
     steps_per_epoch = max(1, windows // cfg.training.batch_size)
-    result = train(
-        model, objective, cfg.training.to_stages(steps_per_epoch),
-        checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=run.seed,
-        dist_info=info, log_file=run_dir / "logs" / f"{name}.jsonl",
-        options=TrainOptions(name=name, log_every=cfg.training.log_every,
-                             checkpoint_every=cfg.training.checkpoint_every, progress=not quiet),
-    )
+    result = train_in_run(name, model, objective, cfg.training, run_dir, seed=run.seed,
+                          info=info, resume=resume, quiet=quiet,
+                          steps_per_epoch=steps_per_epoch)
     return model, result
 
 

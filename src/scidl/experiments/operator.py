@@ -14,9 +14,10 @@ from scidl.data.normalizers import GlobalNormalizer, PointwiseNormalizer
 from scidl.errors import ConfigError, DataError, ShapeError
 from scidl.experiments.config import ModelConfig, OperatorRunConfig, RunConfig, model_class
 from scidl.experiments.datasets import RunData, _read_file
+from scidl.experiments.rundir import train_in_run
 from scidl.metrics import relative_h1, relative_l2
 from scidl.models import count_parameters
-from scidl.train import DistInfo, FieldRegression, TrainOptions, TrainResult, train
+from scidl.train import DistInfo, FieldRegression, TrainResult
 
 
 @dataclass
@@ -162,6 +163,27 @@ def _periodic(data: RunData) -> bool:
 
 # ---- physics ----------------------------------------------------------------------------------
 
+def data_pde(data: RunData, option: str):
+    """The PDE the run's data were solved with (from the file's ``equation`` and
+    ``parameters``), for an ``option`` that needs it."""
+    from scidl.pdes import make_pde
+
+    if "equation" not in data.attrs:
+        raise ConfigError(f"{option} needs the data's equation (a scidl trajectory file or "
+                          "recipe)")
+    return make_pde(data.attrs["equation"], **(data.attrs.get("parameters") or {}))
+
+
+def data_galilean_coefficient(data: RunData, option: str) -> float:
+    """``a`` of the Galilean boost of the data's equation (derived from its ``rhs``); a
+    :class:`ConfigError` naming ``option`` if the equation has no such symmetry."""
+    coefficient = data_pde(data, option).galilean_coefficient()
+    if not coefficient:
+        raise ConfigError(f"{data.attrs['equation']} has no Galilean symmetry u(x - a c t) + c "
+                          f"(derived from its right-hand side), so {option} does not apply")
+    return coefficient
+
+
 def pino_term(cfg: OperatorRunConfig, data: RunData):
     """The PINO physics loss on predicted trajectories ``[B, 1, T, *S]``, or None."""
     if cfg.pino is None or cfg.pino.weight == 0:
@@ -170,12 +192,12 @@ def pino_term(cfg: OperatorRunConfig, data: RunData):
         raise ConfigError("pino needs space_time: true (the residual is taken over predicted "
                           "trajectories)")
     from scidl.numerics.grids import PeriodicGrid
-    from scidl.pdes import make_pde, residual_loss
+    from scidl.pdes import residual_loss
 
     attrs = data.attrs
-    if "equation" not in attrs or data.trajectories is None:
+    if data.trajectories is None:
         raise ConfigError("pino needs the data's equation and times (a scidl trajectory file)")
-    pde = make_pde(attrs["equation"], **(attrs.get("parameters") or {}))
+    pde = data_pde(data, "pino")
     all_times = data.trajectories.t.to(torch.float64)
     t = all_times[_time_index(cfg.target_time_index, len(all_times))]
     steps = torch.diff(t)
@@ -199,18 +221,11 @@ def galilean_boost(cfg: OperatorRunConfig, data: RunData):
     if options is None:
         return None
     from scidl.numerics.symmetries import GalileanBoost
-    from scidl.pdes import make_pde
 
     attrs = data.attrs
-    if "equation" not in attrs or data.trajectories is None:
-        raise ConfigError("training.galilean needs the data's equation and times (a scidl "
-                          "trajectory file)")
-    pde = make_pde(attrs["equation"], **(attrs.get("parameters") or {}))
-    coefficient = pde.galilean_coefficient()
-    if not coefficient:
-        raise ConfigError(f"{attrs['equation']} has no Galilean symmetry u(x - a c t) + c "
-                          "(derived from its right-hand side), so training.galilean does not "
-                          "apply")
+    if data.trajectories is None:
+        raise ConfigError("training.galilean needs the data's times (a scidl trajectory file)")
+    coefficient = data_galilean_coefficient(data, "training.galilean")
     times = data.trajectories.t.to(torch.float64)
     start = _time_index(cfg.input_time_index, len(times))
     end = _time_index(cfg.target_time_index, len(times))
@@ -238,13 +253,9 @@ def fit(name: str, cfg: OperatorRunConfig, run: RunConfig, data: RunData, run_di
                                 ndim=ndim, physics=pino_term(cfg, data),
                                 augment=tuple(cfg.training.augment),
                                 galilean=galilean_boost(cfg, data))
-    result = train(
-        model, objective, cfg.training.to_stages(objective.steps_per_epoch),
-        checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=run.seed,
-        dist_info=info, log_file=run_dir / "logs" / f"{name}.jsonl",
-        options=TrainOptions(name=name, log_every=cfg.training.log_every,
-                             checkpoint_every=cfg.training.checkpoint_every, progress=not quiet),
-    )
+    result = train_in_run(name, model, objective, cfg.training, run_dir, seed=run.seed,
+                          info=info, resume=resume, quiet=quiet,
+                          steps_per_epoch=objective.steps_per_epoch)
     return model, result
 
 

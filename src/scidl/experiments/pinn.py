@@ -9,6 +9,7 @@ import torch
 
 from scidl.data import FieldDataset
 from scidl.experiments.config import PINNRunConfig, RunConfig
+from scidl.experiments.rundir import train_in_run
 from scidl.metrics import relative_l2
 from scidl.models import MLP, count_parameters
 from scidl.pdes import make_pde
@@ -23,7 +24,7 @@ from scidl.pinn import (
     SpaceTime,
     TimeDomain,
 )
-from scidl.train import DistInfo, TrainOptions, TrainResult, train
+from scidl.train import DistInfo, TrainResult
 
 
 @dataclass
@@ -73,13 +74,8 @@ def fit(name: str, cfg: PINNRunConfig, run: RunConfig, dataset: FieldDataset,
         test_u: torch.Tensor, run_dir: Path, info: DistInfo, *, resume: bool, quiet: bool):
     model = build(cfg, dataset, run.seed).to(info.device)
     objective = problem(cfg, run, dataset, test_u, info.device)
-    result = train(
-        model, objective, cfg.training.to_stages(),
-        checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=run.seed,
-        dist_info=info, log_file=run_dir / "logs" / f"{name}.jsonl",
-        options=TrainOptions(name=name, log_every=cfg.training.log_every,
-                             checkpoint_every=cfg.training.checkpoint_every, progress=not quiet),
-    )
+    result = train_in_run(name, model, objective, cfg.training, run_dir, seed=run.seed,
+                          info=info, resume=resume, quiet=quiet)
     return model, result
 
 

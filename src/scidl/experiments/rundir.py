@@ -99,3 +99,19 @@ def run_directory(out: Path, resolved_config: dict, *, resume: bool, overwrite: 
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def train_in_run(name: str, model, objective, training, run_dir: Path, *, seed: int, info,
+                 resume: bool, quiet: bool, steps_per_epoch: int = 1):
+    """Train ``model`` on ``objective`` with a config's ``training`` section, checkpointing to
+    ``run_dir/checkpoints/NAME.pt`` and logging to ``run_dir/logs/NAME.jsonl`` (every model
+    kind of a run trains through this)."""
+    from scidl.train import TrainOptions, train
+
+    return train(
+        model, objective, training.to_stages(steps_per_epoch),
+        checkpoint=run_dir / "checkpoints" / f"{name}.pt", resume=resume, seed=seed,
+        dist_info=info, log_file=run_dir / "logs" / f"{name}.jsonl",
+        options=TrainOptions(name=name, log_every=training.log_every,
+                             checkpoint_every=training.checkpoint_every, progress=not quiet),
+    )

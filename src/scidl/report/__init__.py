@@ -73,7 +73,7 @@ def _forecast_figures(outcomes: dict, figures_dir: Path) -> list:
         curves = {name: o.curves[key] for name, o in runs.items() if key in o.curves}
         if not curves:
             continue
-        threshold = {"pearson": min(o.metrics.get("threshold", 0.8) for o in runs.values()),
+        threshold = {"pearson": min(o.metrics["threshold"] for o in runs.values()),
                      "spread_skill": 1.0}.get(key)
         figures.append((f"{label} by lead time", fplots.metric_by_lead(
             curves, dt, figures_dir / f"forecast_{key}.png", ylabel=label, log=log,
