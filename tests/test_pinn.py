@@ -326,6 +326,42 @@ def test_batches_are_a_function_of_seed_and_step_and_respect_resample_every():
     assert make_problem(dtype=torch.float32).batch(0)["residual"].dtype == torch.float32
 
 
+def test_changes_at_marks_exactly_the_steps_whose_loss_is_a_new_function():
+    # new points, a refinement or a balancing update: there L-BFGS may not reuse the
+    # previous step's evaluation; everywhere else the batch must really be the same
+    problem = make_problem(resample_every=10)
+    problem.resample_until = 25
+    problem.refinement = Refinement(every=6, until=13)
+    problem.balancing = Balancing(every=7, until=15)
+    expected = {0, 6, 7, 10, 12, 14, 20}
+    assert {s for s in range(60) if problem.changes_at(s)} == expected
+    for step in set(range(1, 60)) - expected:
+        if step not in (6, 7, 12, 14):
+            assert same_batch(problem.batch(step - 1), problem.batch(step))
+    assert {s for s in range(60) if make_problem(resample_every=None).changes_at(s)} == {0}
+
+
+def test_lbfgs_on_a_pinn_reuses_evaluations_with_the_same_iterates(monkeypatch):
+    def run(reuse: bool):
+        problem = make_problem(resample_every=None)
+        if not reuse:
+            monkeypatch.setattr(problem, "changes_at", lambda step: True)
+        torch.manual_seed(0)
+        model = problem.model(FieldNetwork(MLP(2, 1, 8, 2))).double()
+        calls = []
+        original = problem.loss
+        monkeypatch.setattr(problem, "loss", lambda m, b: calls.append(1) or original(m, b))
+        result = train(model, problem, [Stage("adam", 5, 1e-2), Stage("lbfgs", 20, 1.0)],
+                       options=TrainOptions(progress=False, log_every=1))
+        return model.state_dict(), result.history, len(calls)
+
+    state, history, calls = run(reuse=True)
+    plain_state, plain_history, plain_calls = run(reuse=False)
+    assert all(torch.equal(state[k], plain_state[k]) for k in state)
+    assert history == plain_history
+    assert calls == plain_calls - 19  # every L-BFGS iteration after the first saves one
+
+
 def test_rank_shards_partition_the_single_process_batch_and_keep_periodic_pairs():
     problem = make_problem()
     whole = problem.batch(4)

@@ -335,6 +335,64 @@ def test_lbfgs_line_search_solves_rosenbrock():
                           atol=1e-12)
 
 
+class CountingRosenbrock(Rosenbrock):
+    """Rosenbrock that counts its evaluations and may declare when it stays the same."""
+
+    def __init__(self, changes=None):
+        self.evaluations = 0
+        if changes is not None:
+            self.changes_at = changes
+
+    def loss(self, model, batch):
+        self.evaluations += 1
+        return super().loss(model, batch)
+
+
+def test_lbfgs_reuses_the_line_search_evaluation_with_the_same_iterates():
+    # torch's LBFGS, one iteration per call, evaluates the start point that its previous line
+    # search has just evaluated; an objective that declares itself unchanged skips that repeat
+    runs = {}
+    for name, changes in [("plain", None), ("reuse", lambda step: step == 0),
+                          ("changes every 5", lambda step: step % 5 == 0)]:
+        objective = CountingRosenbrock(changes)
+        model = Point(-1.2, 1.0)
+        result = train(model, objective, [Stage("lbfgs", steps=40, lr=1.0)],
+                       options=options(log_every=1))
+        runs[name] = (model.xy.detach().clone(), [r["loss"] for r in result.history],
+                      objective.evaluations)
+    xy, losses, plain_evaluations = runs["plain"]
+    for name in ("reuse", "changes every 5"):
+        assert torch.equal(runs[name][0], xy)  # bit for bit the same iterates
+        assert runs[name][1] == losses  # and the same logged start-of-step losses
+    # one evaluation per iteration is saved, except where the objective may have changed
+    assert runs["reuse"][2] == plain_evaluations - 39
+    assert runs["changes every 5"][2] == plain_evaluations - 39 + 7
+
+
+def test_lbfgs_reuse_never_returns_a_stale_loss_after_the_model_changed():
+    # something moves the parameters after every step: the cached evaluation no longer
+    # matches their values, so every step evaluates its true start point again
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    objective = CountingRosenbrock(lambda step: step == 0)
+    model = Point(-1.2, 1.0)
+    starts = [Rosenbrock().loss(model, None)[0].item()]
+
+    def nudge(*_):
+        with torch.no_grad():
+            model.xy.mul_(0.999)
+        starts.append(Rosenbrock().loss(model, None)[0].item())
+
+    handle = register_optimizer_step_post_hook(nudge)
+    try:
+        result = train(model, objective, [Stage("lbfgs", steps=10, lr=1.0)],
+                       options=options(log_every=1))
+    finally:
+        handle.remove()
+    assert [r["loss"] for r in result.history] == pytest.approx(starts[:10], rel=1e-14)
+    assert objective.evaluations >= 2 * 10  # a start evaluation plus a line search each
+
+
 def test_unknown_optimizer_is_rejected():
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         train(nn.Linear(6, 1).double(), LinearLeastSquares(), [Stage("sgd", steps=1)],

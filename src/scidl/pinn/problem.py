@@ -114,14 +114,37 @@ class PINNProblem:
 
     # ------------------------------------------------------------------------------ points
 
+    def _draw_index(self, step: int) -> int:
+        """Which draw of the points ``step`` uses (0 when they are fixed)."""
+        if self.resample_every is None:
+            return 0
+        if self.resample_until is not None:
+            step = min(step, max(self.resample_until - 1, 0))
+        return step // self.resample_every
+
+    def _refines_at(self, step: int) -> bool:
+        r = self.refinement
+        return (r is not None and step > 0 and step % r.every == 0
+                and (r.until is None or step < r.until))
+
+    def _balances_at(self, step: int) -> bool:
+        b = self.balancing
+        return (b is not None and bool(self.conditions) and step % b.every == 0
+                and (b.until is None or step < b.until))
+
+    def changes_at(self, step: int) -> bool:
+        """Whether the loss at ``step`` may be a different function of the model than at
+        ``step - 1`` (new points, refinement or a balancing update). The training loop reuses
+        L-BFGS's last evaluation of the previous step when it is not."""
+        return (step == 0 or self._draw_index(step) != self._draw_index(step - 1)
+                or self._refines_at(step) or self._balances_at(step))
+
     def _draw(self, key: str, step: int, sampler) -> torch.Tensor:
         if self.resample_every is None:
             if key not in self._fixed:
                 self._fixed[key] = sampler(self.seed).to(self.device, self.dtype)
             return self._fixed[key]
-        if self.resample_until is not None:
-            step = min(step, max(self.resample_until - 1, 0))
-        draw = step // self.resample_every
+        draw = self._draw_index(step)
         cache = self._fixed.get(key + "@draw")
         if cache is None or cache[0] != draw:
             points = sampler(self.seed + 1_000_003 * draw).to(self.device, self.dtype)
@@ -367,8 +390,7 @@ class PINNProblem:
         if pinn is None:
             return [1.0] * len(self.conditions)
         b = self.balancing
-        active = (b is not None and self.conditions and torch.is_grad_enabled()
-                  and step % b.every == 0 and (b.until is None or step < b.until)
+        active = (self._balances_at(step) and torch.is_grad_enabled()
                   and not batch.get("_balanced"))
         if active:
             batch["_balanced"] = True
@@ -389,7 +411,7 @@ class PINNProblem:
 
     def _refine(self, pinn: PINN, step: int) -> None:
         r = self.refinement
-        if step == 0 or step % r.every or (r.until is not None and step >= r.until):
+        if not self._refines_at(step):
             return
         generator = torch.Generator().manual_seed(self.seed * 7 + step)
         candidates = self.domain.sample_interior(r.candidates, method="uniform",

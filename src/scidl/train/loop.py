@@ -4,7 +4,11 @@ What is trained is described by an *objective*, any object with two methods:
 
 * ``batch(step, rank, world_size)`` -- this rank's batch for a global step; it must depend only on
   its arguments (and the objective's seed), which makes runs reproducible and resumable;
-* ``loss(model, batch) -> (loss, terms)`` -- a scalar loss and a dict of named scalar parts.
+* ``loss(model, batch) -> (loss, terms)`` -- a scalar loss and a dict of named scalar parts;
+* optionally ``changes_at(step) -> bool`` -- whether the loss at ``step`` may be a different
+  function of the model than at ``step - 1``. An objective that says when it does not lets an
+  L-BFGS stage start each iteration from the previous line search's last evaluation instead of
+  evaluating the same point again (which would double the cost of an iteration).
 
 The loop owns the rest: optimiser stages (e.g. Adam then L-BFGS), learning-rate schedules,
 DistributedDataParallel, divergence detection, progress, a metrics log and atomic checkpoints from
@@ -160,11 +164,13 @@ def train(
                 continue
             optimizer = _make_optimizer(stage, model.parameters())
             schedule = _make_schedule(stage, optimizer)
+            cache = (_EvaluationCache(model) if stage.optimizer == "lbfgs"
+                     and hasattr(objective, "changes_at") else None)
             if index == state["stage"] and state.get("optimizer") is not None:
                 optimizer.load_state_dict(state["optimizer"])
                 schedule.load_state_dict(state["schedule"])
             while state["stage_step"] < stage.steps:
-                loss, terms = _step(net, objective, optimizer, state["step"], info)
+                loss, terms = _step(net, objective, optimizer, state["step"], info, cache)
                 schedule.step()
                 state["step"] += 1
                 state["stage_step"] += 1
@@ -209,11 +215,63 @@ def _wrap(model: nn.Module, info: DistInfo) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
-def _step(net, objective: Objective, optimizer, step: int, info: DistInfo):
+class _EvaluationCache:
+    """The last and the lowest closure evaluations of an L-BFGS stage, keyed by the exact
+    parameter (and buffer) values they were made at.
+
+    ``torch.optim.LBFGS`` run one iteration per call evaluates the loss at the start of every
+    call, at the point its previous line search has just evaluated: the closure looks that
+    evaluation up here instead, which leaves the iterates bit for bit as they were and halves
+    the cost of an iteration. A hit needs the same values exactly, so a changed parameter can
+    never return a stale loss; a changed objective is ruled out by ``changes_at``.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.buffers = list(model.buffers())
+        self.entries: dict[str, tuple] = {}
+
+    def _key(self) -> torch.Tensor:
+        tensors = self.params + self.buffers
+        return torch.cat([t.detach().reshape(-1).double() for t in tensors])
+
+    def store(self, loss: torch.Tensor, returned: torch.Tensor, terms: dict) -> None:
+        grads = [None if p.grad is None else p.grad.detach().clone() for p in self.params]
+        entry = (self._key(), loss.detach(), returned.detach(), terms, grads)
+        self.entries["last"] = entry
+        best = self.entries.get("best")
+        if best is None or float(entry[2]) <= float(best[2]):
+            self.entries["best"] = entry
+
+    def lookup(self):
+        """``(loss, returned, terms)`` with the gradients restored, or ``None``."""
+        if not self.entries:
+            return None
+        key = self._key()
+        for entry in self.entries.values():
+            if torch.equal(entry[0], key):
+                for p, g in zip(self.params, entry[4]):
+                    p.grad = None if g is None else g.clone()
+                return entry[1], entry[2], entry[3]
+        return None
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+def _step(net, objective: Objective, optimizer, step: int, info: DistInfo,
+          cache: _EvaluationCache | None = None):
     batch = objective.batch(step, info.rank, info.world_size)
     captured: dict[str, Any] = {}
+    if cache is not None and objective.changes_at(step):
+        cache.clear()
 
     def closure():
+        if cache is not None and "loss" not in captured:
+            hit = cache.lookup()
+            if hit is not None:
+                captured["loss"], returned, captured["terms"] = hit
+                return returned
         optimizer.zero_grad(set_to_none=True)
         loss, terms = objective.loss(net, batch)
         loss.backward()
@@ -222,7 +280,10 @@ def _step(net, objective: Objective, optimizer, step: int, info: DistInfo):
         # The optimiser must see the loss whose gradient DDP averaged, the same on every rank:
         # L-BFGS's line search decides on it, and ranks that decided differently would run
         # different numbers of backward passes (mismatched collectives) and drift apart.
-        return mean_across_ranks(loss.detach(), info) if info.distributed else loss
+        returned = mean_across_ranks(loss.detach(), info) if info.distributed else loss
+        if cache is not None:
+            cache.store(loss, returned, terms)
+        return returned
 
     optimizer.step(closure)
     loss = float(mean_across_ranks(captured["loss"], info))
