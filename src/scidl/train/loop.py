@@ -18,6 +18,7 @@ which ``resume=True`` continues bit-for-bit.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,10 +84,14 @@ class TrainOptions:
 
 
 def _make_optimizer(stage: Stage, params) -> torch.optim.Optimizer:
-    if stage.optimizer == "adam":
-        return torch.optim.Adam(params, lr=stage.lr, weight_decay=stage.weight_decay)
-    if stage.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
+    params = list(params)
+    if stage.optimizer in ("adam", "adamw"):
+        kind = torch.optim.Adam if stage.optimizer == "adam" else torch.optim.AdamW
+        # The fused kernel updates all tensors in one pass: 4x less time per step than the
+        # per-tensor loop on a small network (43 against 172 us for a 3 x 20 MLP on one CPU
+        # thread), which is a tenth of a PINN step there.
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+        return kind(params, lr=stage.lr, weight_decay=stage.weight_decay, fused=fused or None)
     if stage.optimizer == "lbfgs":
         # One L-BFGS iteration per loop step, so checkpoints and progress work as for Adam; the
         # tolerances are zeroed so that it never stops silently (see PROTOCOLS.md on DeepXDE).
@@ -175,7 +180,10 @@ def train(
                 state["step"] += 1
                 state["stage_step"] += 1
                 _check_divergence(loss, state, opts)
-                _check_parameters(model, state, opts)
+                saving = checkpoint is not None and state["step"] % opts.checkpoint_every == 0
+                if saving or state["stage_step"] == stage.steps:
+                    # between checks, a poisoned parameter shows in the next step's loss
+                    _check_parameters(model, state, opts)
                 if state["step"] % opts.log_every == 0 or state["stage_step"] == stage.steps:
                     record = {"step": state["step"], "stage": index, "loss": loss,
                               "lr": optimizer.param_groups[0]["lr"], **terms}
@@ -186,7 +194,7 @@ def train(
                     bar.set_postfix(loss=f"{loss:.3e}")
                 bar.update(1)
                 state["seconds"] = time.perf_counter() - started
-                if checkpoint is not None and state["step"] % opts.checkpoint_every == 0:
+                if saving:
                     _save(checkpoint, model, optimizer, schedule, state, info)
             state["iterations"][f"{index}:{stage.optimizer}"] = _iterations(optimizer, stage)
             state.update(stage=index + 1, stage_step=0, optimizer=None, schedule=None)
@@ -295,8 +303,8 @@ def _check_divergence(loss: float, state: dict, opts: TrainOptions) -> None:
     state.setdefault("first_loss", loss)
     first = state["first_loss"]
     exploded = abs(loss) > opts.divergence_factor * max(abs(first), 1e-12)
-    if not torch.isfinite(torch.tensor(loss)) or exploded:
-        what = "not finite" if not torch.isfinite(torch.tensor(loss)) else (
+    if not math.isfinite(loss) or exploded:
+        what = "not finite" if not math.isfinite(loss) else (
             f"{abs(loss):.3g}, over {opts.divergence_factor:g} times its first value {first:.3g}")
         raise DivergenceError(
             f"training of {opts.name!r} diverged at step {state['step']}: the loss is {what}; "
