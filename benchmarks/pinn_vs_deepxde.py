@@ -20,13 +20,15 @@ really ran, the time to relative L2 <= 1e-2 and <= 1e-3, and the final error; th
 scidl's speed-up on every seed and on the medians, a seed that never gets there counting as
 never (an infinite time, as in time-to-target benchmarking).
 
-    python benchmarks/pinn_vs_deepxde.py [--seeds 0 1 2 3 4] [--variants same hard]
+    python benchmarks/pinn_vs_deepxde.py [--seeds 0 1 2 3 4] [--variants same hard recipe rad rad64]
 
 Variants of scidl: ``same`` (soft conditions, exactly DeepXDE's setting), ``hard`` (the
 initial and boundary conditions built into the network, ``u = -sin(pi x) + t (1 - x^2) N``,
 which leaves only the residual to train; a formulation DeepXDE supports too) and ``recipe``
 (the same network and points, in float64, with 1,000 Adam steps before L-BFGS instead of
-15,000: what scidl's docs recommend).
+15,000), ``rad`` (the same network, point count and schedule, float32, but the collocation
+points are redrawn every ``--rad-every`` Adam steps by residual-based adaptive sampling, RAD with
+``k = c = 1``; L-BFGS trains on the last draw) and ``rad64`` (``rad`` in float64).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from scidl.data.pinn_reference import load_pinn_reference
 from scidl.models.mlp import MLP
 from scidl.pdes import Burgers
 from scidl.pinn import (
+    AdaptiveSampling,
     DirichletBC,
     FieldNetwork,
     HardConstraint,
@@ -182,10 +185,13 @@ def run_scidl(seed: int, X, u, args, variant: str) -> dict:
         constraint = HardConstraint(lambda Y: -torch.sin(math.pi * Y[:, :1]),
                                     lambda Y: Y[:, 1:] * (1 - Y[:, :1] ** 2))
         conditions = []
-    dtype = torch.float64 if variant == "recipe" else torch.float32
+    dtype = torch.float64 if variant in ("recipe", "rad64") else torch.float32
+    sampling = (AdaptiveSampling(every=args.rad_every, k=args.rad_k, c=args.rad_c,
+                                 until=args.adam)
+                if variant.startswith("rad") else None)
     problem = PINNProblem(Burgers(NU), domain, conditions, collocation=2540, method="sobol",
                           derivatives="forward", compile=not args.no_compile, seed=seed,
-                          dtype=dtype)
+                          dtype=dtype, adaptive_sampling=sampling)
     model = problem.model(FieldNetwork(MLP(2, 1, 20, 3, "tanh"), constraint=constraint))
     model = model.to(dtype)
     snaps = Snapshots(model, args.snapshot)
@@ -283,6 +289,10 @@ def main():
                              "its L-BFGS may stop earlier on its own)")
     parser.add_argument("--recipe-adam", type=int, default=1000,
                         help="Adam steps of the `recipe` variant before its L-BFGS")
+    parser.add_argument("--rad-every", type=int, default=1000,
+                        help="Adam steps between the `rad` variants' redraws of the points")
+    parser.add_argument("--rad-k", type=float, default=1.0)
+    parser.add_argument("--rad-c", type=float, default=1.0)
     parser.add_argument("--snapshot", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-deepxde", action="store_true")

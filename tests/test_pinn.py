@@ -3,8 +3,8 @@
 The residual of exact solutions vanishes; the residual is the PDE's own ``rhs`` (the one the solver
 uses); forward-mode (jet) derivatives equal nested autograd; hard constraints hold exactly; the loss
 is the weighted sum of its terms; batches are reproducible and shard across ranks; a short training
-recovers the heat solution; an inverse problem recovers a viscosity in seconds; adaptive refinement
-and loss balancing do what they say; a checkpoint resumes all of it.
+recovers the heat solution; an inverse problem recovers a viscosity in seconds. The adaptive tricks
+are tested in ``test_pinn_adaptive.py``.
 """
 
 from __future__ import annotations
@@ -417,68 +417,6 @@ def test_an_inverse_problem_recovers_the_diffusivity_in_seconds():
     estimate = model.estimates()["nu"]
     assert abs(estimate - nu) / nu < 0.01, estimate
     assert [r["nu"] for r in result.history][0] > 0.1  # logged trajectory starts near 0.2
-
-
-def test_refinement_adds_the_points_of_largest_residual_and_resumes(tmp_path):
-    domain = SpaceTime(Interval(0, 1), TimeDomain(0, 1))
-    problem = PINNProblem(Heat(0.1), domain, [InitialCondition(n=16, value=0.0)],
-                          collocation=64, dtype=F64,
-                          refinement=Refinement(every=5, candidates=500, add=7))
-    torch.manual_seed(0)
-    model = problem.model(FieldNetwork(MLP(2, 1, 8, 2))).double()
-    train(model, problem, [Stage("adam", 12, 1e-3)], options=TrainOptions(progress=False),
-          checkpoint=tmp_path / "pinn.pt")
-    assert model.added_points.shape == (14, 2)  # at steps 5 and 10
-    added = model.added_points[:7].to(F64)
-    # each added point's residual beats the median residual of fresh random points
-    fresh = domain.sample_interior(500, method="uniform", seed=123)
-    with torch.no_grad():
-        r_added = problem.residual(model, added).abs().squeeze(1)
-        r_fresh = problem.residual(model, fresh).abs().squeeze(1)
-    assert float(r_added.min()) > float(r_fresh.median())
-    # a resumed model gets the refinement points back from the checkpoint
-    again = problem.model(FieldNetwork(MLP(2, 1, 8, 2))).double()
-    train(again, problem, [Stage("adam", 12, 1e-3)], options=TrainOptions(progress=False),
-          checkpoint=tmp_path / "pinn.pt", resume=True)
-    assert torch.equal(again.added_points, model.added_points)
-
-
-def test_gradient_norm_balancing_sets_the_weights_of_wang_teng_perdikaris():
-    # lambda = max |grad L_residual| / mean |grad L_condition|, moved by alpha each update
-    domain = SpaceTime(Interval(0, 1), TimeDomain(0, 1))
-    tiny = InitialCondition(n=32, value=lambda X: 1e-3 * torch.sin(math.pi * X[:, :1]))
-
-    def fresh(balancing):
-        problem = PINNProblem(Heat(0.1), domain, [tiny], collocation=64, dtype=F64,
-                              derivatives="autograd", balancing=balancing)
-        torch.manual_seed(0)
-        return problem, problem.model(FieldNetwork(MLP(2, 1, 8, 2))).double()
-
-    problem, model = fresh(None)
-    _, terms = problem.loss(model, problem.batch(0))
-    parts = problem._parts(model.net, problem.pde, problem.batch(0)["residual"], None,
-                           [problem.batch(0)["initial"]], [None])
-    params = list(model.net.parameters())
-    # (the residual of the heat equation does not see the output bias: unused)
-    g_res = torch.autograd.grad(parts[0], params, retain_graph=True, allow_unused=True)
-    g_ic = torch.autograd.grad(parts[1], params)
-    expected = (max(float(g.abs().max()) for g in g_res if g is not None)
-                / float(torch.cat([g.abs().flatten() for g in g_ic]).mean()))
-    assert expected > 5  # the condition's gradients are much smaller than the residual's
-
-    problem, model = fresh(Balancing(every=1, alpha=1.0, until=1))
-    train(model, problem, [Stage("adam", 1, 1e-4)], options=TrainOptions(progress=False))
-    assert float(model.term_weights[0]) == pytest.approx(expected, rel=1e-10)
-
-    problem, model = fresh(Balancing(every=1, alpha=0.3, until=3))
-    train(model, problem, [Stage("adam", 3, 1e-4, "constant")],
-          options=TrainOptions(progress=False))
-    after3 = float(model.term_weights[0])
-    problem, model = fresh(Balancing(every=1, alpha=0.3, until=3))
-    train(model, problem, [Stage("adam", 8, 1e-4, "constant")],
-          options=TrainOptions(progress=False))
-    assert float(model.term_weights[0]) == after3  # after `until`, the weights stay fixed
-    assert 1 < after3 < expected
 
 
 def test_rectangle_steady_poisson_trains_with_a_distance_hard_constraint():

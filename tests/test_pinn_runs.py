@@ -111,3 +111,17 @@ def test_the_pinn_docs_example_runs():
     exec(compile(code.replace("print(", "str("), "docs/pinns.md", "exec"), namespace)
     assert float(namespace["residual"].pow(2).mean().sqrt()) < 0.05
     assert namespace["result"].optimizer_iterations == {"0:adam": 300, "1:lbfgs": 200}
+
+
+def test_adaptive_tricks_in_a_config_stop_with_the_adam_stage():
+    from scidl.experiments.pinn_study import build
+    from scidl.pinn import AdaptiveSampling, Refinement
+
+    config = {**HEAT, "adaptive_sampling": {"every": 50, "k": 2, "c": 0.5},
+              "refinement": {"every": 40, "add": 10}}
+    problem = build(parse_config(config)).problem
+    assert problem.adaptive_sampling == AdaptiveSampling(every=50, candidates=100000, k=2.0,
+                                                         c=0.5, until=150)
+    assert problem.refinement == Refinement(every=40, candidates=10000, add=10, until=150)
+    # no new points once L-BFGS (steps 150 on) trains
+    assert [s for s in range(1, 210) if problem.changes_at(s)] == [40, 50, 80, 100, 120]

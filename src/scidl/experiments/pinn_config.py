@@ -160,6 +160,17 @@ class RefinementConfig(_Strict):
     until: int | None = None
 
 
+class AdaptiveSamplingConfig(_Strict):
+    """RAD: redraw the collocation points where the residual is large
+    (:class:`scidl.pinn.AdaptiveSampling`)."""
+
+    every: int = Field(1000, ge=1)
+    candidates: int = Field(100000, ge=1)
+    k: float = Field(1.0, ge=0)
+    c: float = Field(1.0, ge=0)
+    until: int | None = None
+
+
 class BalancingConfig(_Strict):
     every: int = Field(100, ge=1)
     alpha: float = Field(0.1, gt=0, le=1)
@@ -184,6 +195,7 @@ class PINNTaskConfig(_Strict):
     #: torch.compile the loss (forward mode); ``auto``: on CPU/GPU when training is long
     compile: Literal["auto", "on", "off"] = "auto"
     refinement: RefinementConfig | None = None
+    adaptive_sampling: AdaptiveSamplingConfig | None = None
     balancing: BalancingConfig | None = None
     training: TrainingConfig = TrainingConfig()
 

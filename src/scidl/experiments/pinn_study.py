@@ -23,6 +23,7 @@ from scidl.models import count_parameters
 from scidl.models.mlp import MLP, SIREN
 from scidl.pdes import PDES, Poisson
 from scidl.pinn import (
+    AdaptiveSampling,
     Balancing,
     CoordinateFeatures,
     DirichletBC,
@@ -182,6 +183,10 @@ def build(cfg: PINNTaskConfig, device="cpu") -> Built:
         refinement=Refinement(**{**cfg.refinement.model_dump(),
                                  "until": cfg.refinement.until or adam_steps or None})
         if cfg.refinement else None,
+        adaptive_sampling=AdaptiveSampling(**{**cfg.adaptive_sampling.model_dump(),
+                                              "until": cfg.adaptive_sampling.until
+                                              or adam_steps or None})
+        if cfg.adaptive_sampling else None,
         balancing=Balancing(**{**cfg.balancing.model_dump(),
                                "until": cfg.balancing.until or adam_steps or None})
         if cfg.balancing else None,

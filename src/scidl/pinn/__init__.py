@@ -6,7 +6,7 @@
 * :mod:`~scidl.pinn.network` -- input features, hard constraints, the field network;
 * :mod:`~scidl.pinn.jet` -- forward-mode (Taylor) derivatives, the fast default;
 * :mod:`~scidl.pinn.problem` -- the objective: residual, conditions, unknown parameters,
-  adaptive refinement and loss balancing.
+  adaptive refinement and resampling, loss balancing.
 """
 
 from scidl.pinn.conditions import (
@@ -19,12 +19,13 @@ from scidl.pinn.conditions import (
 )
 from scidl.pinn.geometry import Box, Disk, Interval, Polygon, Rectangle, SpaceTime, TimeDomain
 from scidl.pinn.jet import Jet, JetDerivatives
-from scidl.pinn.model import PINN, Balancing, Refinement, Unknown
+from scidl.pinn.model import PINN, AdaptiveSampling, Balancing, Refinement, Unknown
 from scidl.pinn.network import CoordinateFeatures, FieldNetwork, HardConstraint
 from scidl.pinn.problem import PINNProblem
 
 __all__ = [
-    "PINN", "Balancing", "Box", "Condition", "CoordinateFeatures", "DirichletBC", "Disk",
+    "PINN", "AdaptiveSampling", "Balancing", "Box", "Condition", "CoordinateFeatures",
+    "DirichletBC", "Disk",
     "FieldNetwork", "HardConstraint", "InitialCondition", "Interval", "Jet", "JetDerivatives",
     "NeumannBC", "Observations", "PINNProblem", "PeriodicBC", "Polygon", "Rectangle",
     "Refinement", "SpaceTime", "TimeDomain", "Unknown",

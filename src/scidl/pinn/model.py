@@ -1,6 +1,6 @@
 """What a PINN trains and how: the trained state (:class:`PINN`), unknown parameters of an
-inverse problem (:class:`Unknown`), adaptive refinement (:class:`Refinement`) and loss balancing
-(:class:`Balancing`)."""
+inverse problem (:class:`Unknown`), adaptive refinement (:class:`Refinement`), adaptive
+resampling (:class:`AdaptiveSampling`) and loss balancing (:class:`Balancing`)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,22 @@ class Refinement:
 
 
 @dataclass(frozen=True)
+class AdaptiveSampling:
+    """Residual-based adaptive distribution (RAD; Wu, Zhu, Tan, Kartha & Lu, Comput. Methods
+    Appl. Mech. Engrg. 403, 2023): every ``every`` steps, the collocation points are redrawn from
+    ``candidates`` uniform random points with probability proportional to
+    ``|r|^k / mean(|r|^k) + c`` (``r`` the residual), until ``until`` steps. The number of points
+    stays the same; ``k`` sharpens the focus on large residuals (a shock), ``c`` keeps a share of
+    the points spread over the whole domain."""
+
+    every: int = 1000
+    candidates: int = 100000
+    k: float = 1.0
+    c: float = 1.0
+    until: int | None = None
+
+
+@dataclass(frozen=True)
 class Balancing:
     """Gradient-norm loss balancing (Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 43, 2021,
     "learning rate annealing"): every ``every`` steps each condition's weight moves towards
@@ -58,7 +74,8 @@ class Balancing:
 
 
 class PINN(nn.Module):
-    """The trained state of a PINN: ``net`` plus unknowns, loss weights and refinement points.
+    """The trained state of a PINN: ``net`` plus unknowns, loss weights, refinement points and
+    adaptively sampled collocation points.
 
     ``forward(X [P, D]) -> u [P, C]``.
     """
@@ -74,6 +91,8 @@ class PINN(nn.Module):
         })
         self.register_buffer("term_weights", torch.ones(max(n_terms, 1), dtype=torch.float64))
         self.register_buffer("added_points", torch.zeros(0, dim, dtype=torch.float64))
+        #: the collocation points drawn by adaptive sampling (empty: the problem's own draw)
+        self.register_buffer("sampled_points", torch.zeros(0, dim, dtype=torch.float64))
 
     def forward(self, X: torch.Tensor | None, evaluate=None):
         """``net(X)``; or, with ``evaluate``, ``evaluate(self)``: how the objective runs its loss
@@ -92,8 +111,8 @@ class PINN(nn.Module):
         return {k: float(v.detach()) for k, v in self.unknown_values().items()}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # refinement grows the point set during training: take the checkpoint's size
-        key = prefix + "added_points"
-        if key in state_dict:
-            self.added_points = torch.empty_like(state_dict[key])
+        # refinement grows the point sets during training: take the checkpoint's sizes
+        for name in ("added_points", "sampled_points"):
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

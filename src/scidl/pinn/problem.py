@@ -24,7 +24,7 @@ from scidl.numerics.derivatives import AutogradDerivatives
 from scidl.pdes.base import TimeDependentPDE
 from scidl.pinn.conditions import Condition, PeriodicBC
 from scidl.pinn.jet import JetDerivatives, JetUnsupported, RecordingDerivatives, pair
-from scidl.pinn.model import PINN, Balancing, Refinement, Unknown
+from scidl.pinn.model import PINN, AdaptiveSampling, Balancing, Refinement, Unknown
 
 DERIVATIVE_MODES = ("forward", "autograd")
 
@@ -50,7 +50,9 @@ class PINNProblem:
         residual_weight: weight of the residual term.
         channel_weights: for a system, a weight per equation inside the residual term
             (``mean_c w_c^2 r_c^2``), to balance channels of different scales.
-        refinement, balancing: :class:`Refinement`, :class:`Balancing` or ``None``.
+        refinement, adaptive_sampling, balancing: :class:`Refinement` (adds points),
+            :class:`AdaptiveSampling` (redraws them where the residual is large),
+            :class:`Balancing` or ``None``.
         seed, device, dtype: point sampling seed; where and in which precision to work.
     """
 
@@ -61,6 +63,7 @@ class PINNProblem:
                  derivatives: str = "forward", compile: bool = False,
                  residual_weight: float = 1.0, channel_weights: Sequence[float] | None = None,
                  refinement: Refinement | None = None,
+                 adaptive_sampling: AdaptiveSampling | None = None,
                  balancing: Balancing | None = None, seed: int = 0,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
         if derivatives not in DERIVATIVE_MODES:
@@ -90,6 +93,7 @@ class PINNProblem:
         self.channel_weights = (None if channel_weights is None
                                 else torch.tensor(channel_weights, dtype=torch.float64))
         self.refinement, self.balancing = refinement, balancing
+        self.adaptive_sampling = adaptive_sampling
         self.seed, self.device, self.dtype = seed, torch.device(device), dtype
         self._fixed: dict[str, torch.Tensor] = {}
         self._orders = self._required_orders()
@@ -127,6 +131,11 @@ class PINNProblem:
         return (r is not None and step > 0 and step % r.every == 0
                 and (r.until is None or step < r.until))
 
+    def _adapts_at(self, step: int) -> bool:
+        a = self.adaptive_sampling
+        return (a is not None and step > 0 and step % a.every == 0
+                and (a.until is None or step < a.until))
+
     def _balances_at(self, step: int) -> bool:
         b = self.balancing
         return (b is not None and bool(self.conditions) and step % b.every == 0
@@ -137,7 +146,8 @@ class PINNProblem:
         ``step - 1`` (new points, refinement or a balancing update). The training loop reuses
         L-BFGS's last evaluation of the previous step when it is not."""
         return (step == 0 or self._draw_index(step) != self._draw_index(step - 1)
-                or self._refines_at(step) or self._balances_at(step))
+                or self._refines_at(step) or self._adapts_at(step)
+                or self._balances_at(step))
 
     def _draw(self, key: str, step: int, sampler) -> torch.Tensor:
         if self.resample_every is None:
@@ -158,7 +168,7 @@ class PINNProblem:
         shard = slice(rank, None, world_size)
         points = self._draw("residual", step, lambda s: self.domain.sample_interior(
             self.collocation, method=self.method, seed=s))
-        batch = {"step": step, "residual": points[shard]}
+        batch = {"step": step, "shard": shard, "residual": points[shard]}
         for i, condition in enumerate(self.conditions):
             # periodic pairs must stay pairs: shard them as pairs
             X = self._draw(condition.name, step,
@@ -331,11 +341,14 @@ class PINNProblem:
         if not isinstance(pinn, PINN):
             pinn = None
         # the loop calls loss several times per step under L-BFGS, with the same batch dict:
-        # refinement and balancing act once per step, marked on the batch
-        if pinn is not None and self.refinement is not None and not batch.get("_refined"):
+        # refinement, adaptive sampling and balancing act once per step, marked on the batch
+        if pinn is not None and not batch.get("_refined"):
             batch["_refined"] = True
             self._refine(pinn, step)
+            self._adapt(pinn, step)
         X = batch["residual"]
+        if pinn is not None and len(pinn.sampled_points):
+            X = pinn.sampled_points[batch["shard"]].to(X)
         if pinn is not None and len(pinn.added_points):
             X = self._with_added(X, pinn.added_points)
         net = self._net(pinn if pinn is not None else model)
@@ -409,20 +422,36 @@ class PINNProblem:
                     pinn.term_weights[i] = (1 - b.alpha) * pinn.term_weights[i] + b.alpha * target
         return [pinn.term_weights[i].to(self.dtype) for i in range(len(self.conditions))]
 
+    def _candidates(self, pinn: PINN, n: int, generator: torch.Generator):
+        """``n`` uniform random points and the norm of the residual at each."""
+        seed = int(torch.randint(0, 2**31, (1,), generator=generator))
+        candidates = self.domain.sample_interior(n, method="uniform", seed=seed)
+        candidates = candidates.to(self.device, self.dtype)
+        norms = [self.residual(pinn, part).detach().pow(2).sum(-1).sqrt()
+                 for part in candidates.split(4096)]
+        return candidates, torch.cat(norms)
+
     def _refine(self, pinn: PINN, step: int) -> None:
-        r = self.refinement
         if not self._refines_at(step):
             return
+        r = self.refinement
         generator = torch.Generator().manual_seed(self.seed * 7 + step)
-        candidates = self.domain.sample_interior(r.candidates, method="uniform",
-                                                 seed=int(torch.randint(0, 2**31, (1,),
-                                                                        generator=generator)))
-        candidates = candidates.to(self.device, self.dtype)
-        chunks = []
-        for part in candidates.split(4096):
-            chunks.append(self.residual(pinn, part).detach().pow(2).sum(-1))
-        worst = torch.cat(chunks).topk(min(r.add, len(candidates))).indices
+        candidates, norms = self._candidates(pinn, r.candidates, generator)
+        worst = norms.topk(min(r.add, len(candidates))).indices
         pinn.added_points = torch.cat([pinn.added_points, candidates[worst].double()])
+
+    def _adapt(self, pinn: PINN, step: int) -> None:
+        if not self._adapts_at(step):
+            return
+        a = self.adaptive_sampling
+        generator = torch.Generator().manual_seed(self.seed * 7919 + step)
+        candidates, norms = self._candidates(pinn, max(a.candidates, self.collocation),
+                                             generator)
+        density = norms.double().pow(a.k)
+        density = density / density.mean().clamp_min(1e-300) + a.c
+        chosen = torch.multinomial(density, self.collocation, replacement=False,
+                                   generator=generator)
+        pinn.sampled_points = candidates[chosen].double()
 
     # ----------------------------------------------------------------------------- predict
 
