@@ -274,8 +274,9 @@ def test_lbfgs_runs_every_requested_iteration_and_solves_least_squares():
     model = nn.Linear(6, 1).double()
     result = train(model, problem, [Stage("lbfgs", steps=30, lr=1.0)],
                    options=options(log_every=1))
-    # the tolerances are zeroed: no silent early stop, although it converged long before
-    assert result.optimizer_iterations == {"0:lbfgs": 30}
+    # the tolerances are zeroed: no silent early stop, although it converged long before (an
+    # objective that does not declare changes_at may change with the step: it never stalls)
+    assert result.optimizer_iterations == {"0:lbfgs": 30} and result.stalled == {}
     assert result.steps == 30 and [r["step"] for r in result.history] == list(range(1, 31))
     losses = [r["loss"] for r in result.history]
     assert losses[0] > 100 * problem.minimum
@@ -286,6 +287,43 @@ def test_lbfgs_runs_every_requested_iteration_and_solves_least_squares():
     # limits the weights to ~sqrt(1e-16) accuracy; measured: 6e-10
     assert torch.allclose(model.weight.detach(), problem.weight, rtol=0, atol=1e-8)
     assert torch.allclose(model.bias.detach(), problem.bias, rtol=0, atol=1e-8)
+
+
+class FixedLeastSquares(LinearLeastSquares):
+    """The same problem, declaring that it is one function for all steps (or changes at
+    ``change``)."""
+
+    def __init__(self, change: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.change = change
+
+    def changes_at(self, step):
+        return step == 0 or step == self.change
+
+
+def test_lbfgs_that_cannot_move_restarts_and_then_ends_the_stage():
+    # converged to round-off, the line search finds no decrease: the step leaves the weights
+    # as they were, and torch's L-BFGS would repeat that no-op for every remaining iteration
+    runs = {}
+    for change in (None, 40):
+        problem = FixedLeastSquares(change)
+        torch.manual_seed(0)
+        model = nn.Linear(6, 1).double()
+        runs[change] = train(model, problem, [Stage("lbfgs", steps=60, lr=1.0)],
+                             options=options(log_every=1))
+        with torch.no_grad():
+            final, _ = problem.loss(model, problem.batch(0))
+        assert float(final) - problem.minimum < 1e-13 * problem.minimum
+    fixed = runs[None]
+    # first a restart from steepest descent (memory cleared), then a stall ends the stage
+    assert fixed.restarts == {"0:lbfgs": 1}
+    stop = fixed.stalled["0:lbfgs"]
+    assert 10 < stop < 60 and fixed.steps == stop
+    assert fixed.optimizer_iterations == {"0:lbfgs": stop}
+    assert fixed.history[-1]["step"] == stop
+    # an objective that will change later in the stage keeps iterating until it has changed
+    # (here to the same function again: it stalls again right after)
+    assert stop < 40 and runs[40].stalled == {"0:lbfgs": 41}
 
 
 def test_lbfgs_after_adam_counts_its_own_iterations():

@@ -102,4 +102,6 @@ def evaluate(model: torch.nn.Module, cfg: PINNRunConfig, run: RunConfig, dataset
         metrics["steps"] = result.steps
         metrics["final_loss"] = result.history[-1]["loss"] if result.history else None
         metrics["optimizer_iterations"] = result.optimizer_iterations
+        if result.stalled:
+            metrics["lbfgs_stalled_at"] = result.stalled
     return PINNOutcome(metrics, prediction, result)

@@ -258,6 +258,8 @@ def evaluate(built: Built, result) -> dict:
     if result is not None:
         metrics["steps"] = result.steps
         metrics["optimizer_iterations"] = result.optimizer_iterations
+        if result.stalled:  # L-BFGS stages that ended early: no step could decrease the loss
+            metrics["lbfgs_stalled_at"] = result.stalled
         metrics["final_loss"] = result.history[-1]["loss"] if result.history else None
         metrics["train_seconds"] = result.seconds
     metrics["derivatives"] = problem.derivatives_for(model)
@@ -311,7 +313,9 @@ def report_sections(config, built: Built, result, metrics: dict, figures: Path) 
             ["max abs error", f"{metrics.get('max_abs_error', float('nan')):.3e}"],
             ["residual RMS", f"{metrics.get('residual_rms', float('nan')):.3e}"],
             ["steps", str(metrics.get("steps"))],
-            ["optimizer iterations", str(metrics.get("optimizer_iterations"))],
+            ["optimizer iterations", str(metrics.get("optimizer_iterations"))
+             + (f" (L-BFGS stalled at step {metrics['lbfgs_stalled_at']})"
+                if metrics.get("lbfgs_stalled_at") else "")],
             ["derivatives", f"{metrics['derivatives']}" + (" (compiled)" if metrics["compiled"]
                                                          else "")]]
     fig = []

@@ -47,7 +47,8 @@ class Stage:
 
     Args:
         optimizer: ``adam``, ``adamw`` or ``lbfgs`` (strong-Wolfe line search).
-        steps: optimiser steps in this stage (for L-BFGS: iterations).
+        steps: optimiser steps in this stage (for L-BFGS: iterations, at most: a stage whose
+            line search can no longer decrease the loss ends early, see ``TrainResult.stalled``).
         lr: (initial) learning rate.
         schedule: ``cosine`` (to zero over the stage), ``step`` (halve every quarter),
             ``onecycle`` (warm up to ``lr`` over 30% of the stage, then anneal; Smith 2018) or
@@ -70,6 +71,11 @@ class TrainResult:
     steps: int = 0
     seconds: float = 0.0
     optimizer_iterations: dict[str, int] = field(default_factory=dict)
+    #: L-BFGS stages (``"index:lbfgs"``) that ended early, at this global step, because no
+    #: step could decrease the loss any more, even after a restart from steepest descent
+    stalled: dict[str, int] = field(default_factory=dict)
+    #: how often each L-BFGS stage restarted from steepest descent after a failed line search
+    restarts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,17 +176,25 @@ def train(
             if index == state["stage"] and state.get("optimizer") is not None:
                 optimizer.load_state_dict(state["optimizer"])
                 schedule.load_state_dict(state["schedule"])
-            while state["stage_step"] < stage.steps:
+            stalled = False
+            while state["stage_step"] < stage.steps and not stalled:
+                before = _values(model) if stage.optimizer == "lbfgs" else None
                 loss, terms = _step(net, objective, optimizer, state["step"], info, cache)
                 schedule.step()
                 state["step"] += 1
                 state["stage_step"] += 1
                 _check_divergence(loss, state, opts)
+                if before is not None and not _moved(model, before):
+                    remaining = range(state["step"],
+                                      state["step"] + stage.steps - state["stage_step"])
+                    stalled = _stalled(optimizer, objective, remaining, state,
+                                       f"{index}:{stage.optimizer}")
+                last = state["stage_step"] == stage.steps or stalled
                 saving = checkpoint is not None and state["step"] % opts.checkpoint_every == 0
-                if saving or state["stage_step"] == stage.steps:
+                if saving or last:
                     # between checks, a poisoned parameter shows in the next step's loss
                     _check_parameters(model, state, opts)
-                if state["step"] % opts.log_every == 0 or state["stage_step"] == stage.steps:
+                if state["step"] % opts.log_every == 0 or last:
                     record = {"step": state["step"], "stage": index, "loss": loss,
                               "lr": optimizer.param_groups[0]["lr"], **terms}
                     state["history"].append(record)
@@ -209,7 +223,41 @@ def _initial_state(seed: int) -> dict:
     generator_state = torch.Generator().manual_seed(seed).get_state()
     return {"step": 0, "stage": 0, "stage_step": 0, "history": [], "seconds": 0.0,
             "rng": generator_state, "iterations": {}, "complete": False,
-            "optimizer": None, "schedule": None}
+            "optimizer": None, "schedule": None, "restarts": {}, "stalled": {}}
+
+
+def _values(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters() if p.requires_grad]
+
+
+def _moved(model: nn.Module, before: list[torch.Tensor]) -> bool:
+    after = [p for p in model.parameters() if p.requires_grad]
+    return any(not torch.equal(a.detach(), b) for a, b in zip(after, before))
+
+
+def _stalled(optimizer, objective, remaining: range, state: dict, key: str) -> bool:
+    """After an L-BFGS step that left every parameter as it was: whether to end the stage.
+
+    Its line search found no decrease along the quasi-Newton direction, and as torch's L-BFGS
+    learns nothing from a zero step it would repeat the same failed search forever (in float32
+    near a minimum this is common). Restart from steepest descent by clearing the curvature
+    memory. A stall right after a restart means that no direction the optimiser can take
+    decreases the loss at this precision: every further iteration would be the same no-op, so
+    the stage ends (``TrainResult.stalled``) -- if the objective declares (``changes_at``) that
+    it stays the same function for the rest of the stage; otherwise a later batch may move it.
+    Parameters are identical on every rank, so every rank decides the same."""
+    lbfgs = next(iter(optimizer.state.values()), {})
+    if lbfgs.get("old_dirs"):
+        for name in ("old_dirs", "old_stps", "ro"):
+            lbfgs[name].clear()
+        lbfgs["H_diag"] = 1
+        state.setdefault("restarts", {})[key] = state.get("restarts", {}).get(key, 0) + 1
+        return False
+    changes_at = getattr(objective, "changes_at", None)
+    if changes_at is None or any(changes_at(step) for step in remaining):
+        return False
+    state.setdefault("stalled", {})[key] = state["step"]
+    return True
 
 
 def _wrap(model: nn.Module, info: DistInfo) -> nn.Module:
@@ -355,7 +403,9 @@ def _open_log(path, history: list[dict], info: DistInfo):
 def _result(state: dict) -> TrainResult:
     return TrainResult(history=list(state["history"]), steps=state["step"],
                        seconds=float(state["seconds"]),
-                       optimizer_iterations=dict(state["iterations"]))
+                       optimizer_iterations=dict(state["iterations"]),
+                       stalled=dict(state.get("stalled", {})),
+                       restarts=dict(state.get("restarts", {})))
 
 
 def load_trained(model: nn.Module, path: str | Path) -> TrainResult:
