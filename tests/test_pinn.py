@@ -199,6 +199,27 @@ def test_forward_mode_derivatives_equal_nested_autograd(body):
         assert torch.allclose(jet.d2[(a, b)][:, 0], h[:, b], atol=1e-11), (a, b)
 
 
+def test_every_problem_of_a_process_stays_compiled(monkeypatch):
+    # torch.compile caches graphs, and limits recompiles, per code object: problems sharing
+    # ``_parts`` recompiled into one cache and the ninth of a process ran uncompiled
+    import torch._dynamo.config as dynamo_config
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(dynamo_config, "recompile_limit", 1)
+    before = counters["stats"]["unique_graphs"]
+    losses = []
+    for seed in range(3):
+        problem = burgers(derivatives="forward", compile=True)
+        model = problem.model(random_net(seed=seed))
+        plain = burgers(derivatives="forward")
+        loss, _ = problem.loss(model, problem.batch(0))
+        loss.backward()
+        losses.append((float(loss), float(plain.loss(model, plain.batch(0))[0])))
+    assert counters["stats"]["unique_graphs"] - before == 3  # one graph each, none reused
+    for compiled, eager in losses:
+        assert compiled == pytest.approx(eager, rel=1e-12)
+
+
 def test_forward_mode_falls_back_to_autograd_for_networks_it_cannot_push_jets_through():
     class Opaque(nn.Module):
         def __init__(self):

@@ -15,6 +15,7 @@ finds the channel axis where it would on a grid.
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Sequence
 
 import torch
@@ -335,6 +336,16 @@ class PINNProblem:
             parts.append(condition.residual(Xc, u, grad, self.domain).pow(2).mean())
         return parts
 
+    def _own_parts(self):
+        """``self._parts`` on a code object of its own. ``torch.compile`` keeps compiled graphs,
+        and its recompile limit (8), per code object: every problem of a process would share
+        one cache, each new problem (new network, new guards) would recompile into it, and the
+        ninth would silently run uncompiled, 1.5-2x slower (a sweep over seeds did)."""
+        function = PINNProblem._parts
+        own = types.FunctionType(function.__code__.replace(), function.__globals__,
+                                 function.__name__, function.__defaults__, function.__closure__)
+        return types.MethodType(own, self)
+
     def loss(self, model: nn.Module, batch: dict):
         step = batch["step"]
         pinn = model.module if hasattr(model, "module") else model
@@ -356,6 +367,8 @@ class PINNProblem:
         points = [batch[c.name] for c in self.conditions]
         forward = self._use_forward(net)
         try:
+            if forward:  # (computed outside the compiled region, which would guard on it)
+                self._orders_as_columns()
             cjets = self._cjets(net, X, residual=True) if forward else None
             D = len(self.names)
             ccjets = [self._cjets(net, Xc if Xc.shape[1] == D else Xc[:, :D], residual=False,
@@ -368,7 +381,7 @@ class PINNProblem:
             inner = owner.net if isinstance(owner, PINN) else net
             if forward and self.compile:
                 if self._compiled is None:
-                    self._compiled = torch.compile(self._parts)
+                    self._compiled = torch.compile(self._own_parts())
                 return self._compiled(inner, pde, X, cjets, points, ccjets)
             try:
                 return self._parts(inner, pde, X, cjets, points, ccjets)
