@@ -226,7 +226,7 @@ def run_scidl(seed: int, X, u, args, variant: str) -> dict:
             "cpu_ms_per_lbfgs_iteration": 1e3 * (end - adam_clock.get("end", end))
             / max(lbfgs_iterations or 0, 1),
             "adam_iterations": result.optimizer_iterations.get("0:adam"),
-            "lbfgs_iterations": lbfgs_iterations,
+            "lbfgs_iterations": lbfgs_iterations, "lbfgs_stalled_at": result.stalled,
             **scores(curve), "curve": curve}
 
 
