@@ -28,27 +28,33 @@ from scidl.train import Stage, TrainOptions, train
 
 F64 = torch.float64
 
-def test_refinement_adds_the_points_of_largest_residual_and_resumes(tmp_path):
-    domain = SpaceTime(Interval(0, 1), TimeDomain(0, 1))
-    problem = PINNProblem(Heat(0.1), domain, [InitialCondition(n=16, value=0.0)],
-                          collocation=64, dtype=F64,
-                          refinement=Refinement(every=5, candidates=500, add=7))
+
+def trained_and_resumed(tmp_path, **adaptive):
+    """A small heat PINN trained 12 Adam steps with a checkpoint, and a fresh model resumed
+    from that checkpoint: ``(problem, model, resumed)``."""
+    problem = PINNProblem(Heat(0.1), SpaceTime(Interval(0, 1), TimeDomain(0, 1)),
+                          [InitialCondition(n=16, value=0.0)], collocation=64, dtype=F64,
+                          **adaptive)
     torch.manual_seed(0)
-    model = problem.model(FieldNetwork(MLP(2, 1, 8, 2))).double()
-    train(model, problem, [Stage("adam", 12, 1e-3)], options=TrainOptions(progress=False),
-          checkpoint=tmp_path / "pinn.pt")
+    models = [problem.model(FieldNetwork(MLP(2, 1, 8, 2))).double() for _ in range(2)]
+    for model, resume in zip(models, (False, True)):
+        train(model, problem, [Stage("adam", 12, 1e-3)], options=TrainOptions(progress=False),
+              checkpoint=tmp_path / "pinn.pt", resume=resume)
+    return problem, *models
+
+
+def test_refinement_adds_the_points_of_largest_residual_and_resumes(tmp_path):
+    problem, model, again = trained_and_resumed(
+        tmp_path, refinement=Refinement(every=5, candidates=500, add=7))
     assert model.added_points.shape == (14, 2)  # at steps 5 and 10
     added = model.added_points[:7].to(F64)
     # each added point's residual beats the median residual of fresh random points
-    fresh = domain.sample_interior(500, method="uniform", seed=123)
+    fresh = problem.domain.sample_interior(500, method="uniform", seed=123)
     with torch.no_grad():
         r_added = problem.residual(model, added).abs().squeeze(1)
         r_fresh = problem.residual(model, fresh).abs().squeeze(1)
     assert float(r_added.min()) > float(r_fresh.median())
     # a resumed model gets the refinement points back from the checkpoint
-    again = problem.model(FieldNetwork(MLP(2, 1, 8, 2))).double()
-    train(again, problem, [Stage("adam", 12, 1e-3)], options=TrainOptions(progress=False),
-          checkpoint=tmp_path / "pinn.pt", resume=True)
     assert torch.equal(again.added_points, model.added_points)
 
 
@@ -89,18 +95,9 @@ def test_adaptive_sampling_draws_points_with_density_proportional_to_the_residua
 
 
 def test_adaptively_sampled_points_survive_resume(tmp_path):
-    domain = SpaceTime(Interval(0, 1), TimeDomain(0, 1))
-    problem = PINNProblem(Heat(0.1), domain, [InitialCondition(n=16, value=0.0)],
-                          collocation=64, dtype=F64,
-                          adaptive_sampling=AdaptiveSampling(every=5, candidates=500, until=11))
-    torch.manual_seed(0)
-    model = problem.model(FieldNetwork(MLP(2, 1, 8, 2))).double()
-    train(model, problem, [Stage("adam", 12, 1e-3)], options=TrainOptions(progress=False),
-          checkpoint=tmp_path / "pinn.pt")
+    _, model, again = trained_and_resumed(
+        tmp_path, adaptive_sampling=AdaptiveSampling(every=5, candidates=500, until=11))
     assert model.sampled_points.shape == (64, 2)
-    again = problem.model(FieldNetwork(MLP(2, 1, 8, 2))).double()
-    train(again, problem, [Stage("adam", 12, 1e-3)], options=TrainOptions(progress=False),
-          checkpoint=tmp_path / "pinn.pt", resume=True)
     assert torch.equal(again.sampled_points, model.sampled_points)
 
 
