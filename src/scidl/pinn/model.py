@@ -111,7 +111,8 @@ class PINN(nn.Module):
         return {k: float(v.detach()) for k, v in self.unknown_values().items()}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # refinement grows the point sets during training: take the checkpoint's sizes
+        # refinement grows a point set and adaptive sampling fills one: take the checkpoint's
+        # sizes
         for name in ("added_points", "sampled_points"):
             if prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))

@@ -102,7 +102,7 @@ class PINNProblem:
         self._compiled = None
         self._cjet_cache: dict = {}
         self._reverse_only: set[int] = set()  # networks forward mode cannot handle
-        self._added_cache = None
+        self._added_cache = self._sampled_cache = None
 
     # ------------------------------------------------------------------------------- model
 
@@ -359,7 +359,7 @@ class PINNProblem:
             self._adapt(pinn, step)
         X = batch["residual"]
         if pinn is not None and len(pinn.sampled_points):
-            X = pinn.sampled_points[batch["shard"]].to(X)
+            X = self._sampled(pinn.sampled_points, batch["shard"], X)
         if pinn is not None and len(pinn.added_points):
             X = self._with_added(X, pinn.added_points)
         net = self._net(pinn if pinn is not None else model)
@@ -403,6 +403,16 @@ class PINNProblem:
             for name, value in pinn.unknown_values().items():
                 terms[name] = value.detach()
         return total, terms
+
+    def _sampled(self, sampled, shard: slice, like):
+        """This rank's share of the adaptively drawn points, converted once per draw (a new
+        draw is a new tensor), so that L-BFGS's repeated evaluations reuse it."""
+        hit = self._sampled_cache
+        if hit is not None and hit[0] is sampled and hit[1] == shard:
+            return hit[2]
+        out = sampled[shard].to(like)
+        self._sampled_cache = (sampled, shard, out)
+        return out
 
     def _with_added(self, X, added):
         hit = self._added_cache
