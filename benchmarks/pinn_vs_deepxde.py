@@ -148,7 +148,7 @@ def run_deepxde(seed: int, X, u, args) -> dict:
     bc = dde.icbc.DirichletBC(geomtime, lambda x: 0, lambda _, on_boundary: on_boundary)
     ic = dde.icbc.IC(geomtime, lambda x: -np.sin(np.pi * x[:, 0:1]),
                      lambda _, on_initial: on_initial)
-    data = dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=2540, num_boundary=80,
+    data = dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=args.collocation, num_boundary=80,
                             num_initial=160)
     net = dde.nn.FNN([2] + [20] * 3 + [1], "tanh", "Glorot normal")
     snaps = Snapshots(net, args.snapshot)
@@ -189,7 +189,8 @@ def run_scidl(seed: int, X, u, args, variant: str) -> dict:
     sampling = (AdaptiveSampling(every=args.rad_every, k=args.rad_k, c=args.rad_c,
                                  until=args.adam)
                 if variant.startswith("rad") else None)
-    problem = PINNProblem(Burgers(NU), domain, conditions, collocation=2540, method="sobol",
+    problem = PINNProblem(Burgers(NU), domain, conditions, collocation=args.collocation,
+                          method="sobol",
                           derivatives="forward", compile=not args.no_compile, seed=seed,
                           dtype=dtype, adaptive_sampling=sampling)
     model = problem.model(FieldNetwork(MLP(2, 1, 20, 3, "tanh"), constraint=constraint))
@@ -289,6 +290,8 @@ def main():
                              "its L-BFGS may stop earlier on its own)")
     parser.add_argument("--recipe-adam", type=int, default=1000,
                         help="Adam steps of the `recipe` variant before its L-BFGS")
+    parser.add_argument("--collocation", type=int, default=2540,
+                        help="domain points, for both (DeepXDE's example: 2,540)")
     parser.add_argument("--rad-every", type=int, default=1000,
                         help="Adam steps between the `rad` variants' redraws of the points")
     parser.add_argument("--rad-k", type=float, default=1.0)

@@ -94,6 +94,14 @@ def test_adaptive_sampling_draws_points_with_density_proportional_to_the_residua
             float(problem.residual(model, drawn).pow(2).mean()), rel=1e-12)
 
 
+def test_adaptive_sampling_can_start_after_a_pretraining():
+    # Wu et al.'s protocol: draw from a pretrained network, then once per round of training
+    sampling = AdaptiveSampling(every=5, start=12, until=30)
+    problem = PINNProblem(Heat(0.1), SpaceTime(Interval(0, 1), TimeDomain(0, 1)), [],
+                          collocation=16, adaptive_sampling=sampling)
+    assert [s for s in range(1, 40) if problem.changes_at(s)] == [12, 17, 22, 27]
+
+
 def test_adaptively_sampled_points_survive_resume(tmp_path):
     _, model, again = trained_and_resumed(
         tmp_path, adaptive_sampling=AdaptiveSampling(every=5, candidates=500, until=11))

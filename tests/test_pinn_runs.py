@@ -125,3 +125,12 @@ def test_adaptive_tricks_in_a_config_stop_with_the_adam_stage():
     assert problem.refinement == Refinement(every=40, candidates=10000, add=10, until=150)
     # no new points once L-BFGS (steps 150 on) trains
     assert [s for s in range(1, 210) if problem.changes_at(s)] == [40, 50, 80, 100, 120]
+    # rounds of Adam and L-BFGS (Wu et al.): changes stop where the last Adam stage ends
+    config["training"] = {"stages": [{"optimizer": "adam", "steps": 100},
+                                     {"optimizer": "lbfgs", "steps": 20},
+                                     {"optimizer": "adam", "steps": 10},
+                                     {"optimizer": "lbfgs", "steps": 10}]}
+    config["adaptive_sampling"] = {"every": 30, "start": 120}
+    problem = build(parse_config(config)).problem
+    assert problem.adaptive_sampling.until == 130
+    assert [s for s in range(1, 140) if problem._adapts_at(s)] == [120]

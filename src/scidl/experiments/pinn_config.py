@@ -169,6 +169,7 @@ class AdaptiveSamplingConfig(_Strict):
     k: float = Field(1.0, ge=0)
     c: float = Field(1.0, ge=0)
     until: int | None = None
+    start: int = Field(0, ge=0)
 
 
 class BalancingConfig(_Strict):

@@ -170,7 +170,11 @@ def build(cfg: PINNTaskConfig, device="cpu") -> Built:
                                                                    dtype=values.dtype)
         conditions.append(Observations(points=X[index], values=values, weight=o.weight))
     stages = cfg.training.to_stages()
-    adam_steps = sum(s.steps for s in stages if s.optimizer != "lbfgs")
+    # where the last first-order stage ends: point changes stop there, since L-BFGS needs a
+    # fixed objective (for Adam then L-BFGS, the Adam steps; for rounds of Adam and L-BFGS,
+    # the start of the last L-BFGS round)
+    ends = [sum(s.steps for s in stages[:i + 1]) for i in range(len(stages))]
+    adam_steps = max((end for end, s in zip(ends, stages) if s.optimizer != "lbfgs"), default=0)
     total = sum(s.steps for s in stages)
     compile = cfg.compile == "on" or (cfg.compile == "auto" and total >= 2000
                                       and cfg.derivatives == "forward")

@@ -45,17 +45,22 @@ class Refinement:
 @dataclass(frozen=True)
 class AdaptiveSampling:
     """Residual-based adaptive distribution (RAD; Wu, Zhu, Tan, Kartha & Lu, Comput. Methods
-    Appl. Mech. Engrg. 403, 2023): every ``every`` steps, the collocation points are redrawn from
-    ``candidates`` uniform random points with probability proportional to
-    ``|r|^k / mean(|r|^k) + c`` (``r`` the residual), until ``until`` steps. The number of points
-    stays the same; ``k`` sharpens the focus on large residuals (a shock), ``c`` keeps a share of
-    the points spread over the whole domain."""
+    Appl. Mech. Engrg. 403, 2023): at step ``start`` and every ``every`` steps after it (the
+    first draw at ``every`` when ``start`` is 0), until ``until``, the collocation points are
+    redrawn from ``candidates`` uniform random points with probability proportional to
+    ``|r|^k / mean(|r|^k) + c`` (``r`` the residual). The number of points stays the same; ``k``
+    sharpens the focus on large residuals (a shock), ``c`` keeps a share of the points spread
+    over the whole domain. Wu et al. draw only from a network pretrained on uniform points
+    (``start`` after an Adam + L-BFGS pretraining), then train each draw with Adam and L-BFGS
+    (``every`` = the length of such a round): a residual that is large where the solution is
+    still wrong draws the points away from what training needs."""
 
     every: int = 1000
     candidates: int = 100000
     k: float = 1.0
     c: float = 1.0
     until: int | None = None
+    start: int = 0
 
 
 @dataclass(frozen=True)

@@ -134,8 +134,8 @@ class PINNProblem:
 
     def _adapts_at(self, step: int) -> bool:
         a = self.adaptive_sampling
-        return (a is not None and step > 0 and step % a.every == 0
-                and (a.until is None or step < a.until))
+        return (a is not None and step > 0 and step >= a.start
+                and (step - a.start) % a.every == 0 and (a.until is None or step < a.until))
 
     def _balances_at(self, step: int) -> bool:
         b = self.balancing

@@ -72,7 +72,9 @@ class TrainResult:
     seconds: float = 0.0
     optimizer_iterations: dict[str, int] = field(default_factory=dict)
     #: L-BFGS stages (``"index:lbfgs"``) that ended early, at this global step, because no
-    #: step could decrease the loss any more, even after a restart from steepest descent
+    #: step could decrease the loss any more, even after a restart from steepest descent; the
+    #: steps left in the stage are skipped (``steps`` still counts them), so later stages start
+    #: at the step they were planned to
     stalled: dict[str, int] = field(default_factory=dict)
     #: how often each L-BFGS stage restarted from steepest descent after a failed line search
     restarts: dict[str, int] = field(default_factory=dict)
@@ -176,8 +178,7 @@ def train(
             if index == state["stage"] and state.get("optimizer") is not None:
                 optimizer.load_state_dict(state["optimizer"])
                 schedule.load_state_dict(state["schedule"])
-            stalled = False
-            while state["stage_step"] < stage.steps and not stalled:
+            while state["stage_step"] < stage.steps:
                 before = _values(model) if stage.optimizer == "lbfgs" else None
                 loss, terms = _step(net, objective, optimizer, state["step"], info, cache)
                 schedule.step()
@@ -189,7 +190,11 @@ def train(
                                       state["step"] + stage.steps - state["stage_step"])
                     stalled = _stalled(optimizer, objective, remaining, state,
                                        f"{index}:{stage.optimizer}")
-                last = state["stage_step"] == stage.steps or stalled
+                    if stalled:  # the rest would be no-ops: skip them, so that the steps of
+                        # later stages (and step-indexed schedules of the objective) stay put
+                        bar.update(len(remaining))
+                        state["step"], state["stage_step"] = remaining.stop, stage.steps
+                last = state["stage_step"] == stage.steps
                 saving = checkpoint is not None and state["step"] % opts.checkpoint_every == 0
                 if saving or last:
                     # between checks, a poisoned parameter shows in the next step's loss
