@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 import torch
-from _results import cpu_seconds, machine_info, utc_now, write_result
+from _results import arguments, cpu_seconds, machine_info, utc_now, write_result
 from pinn_vs_deepxde import NU, reference
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -105,8 +105,7 @@ def main():
               f"{row['cpu_seconds']:.0f} CPU s", flush=True)
         write_result(args.results, {"benchmark": "pinn_rad", "date": utc_now(),
                                     "machine": machine_info(),
-                                    "args": {k: str(v) if isinstance(v, Path) else v
-                                             for k, v in vars(args).items()},
+                                    "args": arguments(args),
                                     "runs": rows})
 
 

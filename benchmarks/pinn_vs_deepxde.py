@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import cpu_seconds, machine_info, utc_now, write_result
+from _results import arguments, cpu_seconds, machine_info, utc_now, write_result
 from torch.optim.optimizer import (
     register_optimizer_step_post_hook,
     register_optimizer_step_pre_hook,
@@ -320,8 +320,7 @@ def main():
                   f"{row['lbfgs_iterations']}", flush=True)
             write_result(args.results, {"benchmark": "pinn_vs_deepxde", "date": utc_now(),
                                    "machine": machine_info(),
-                                   "args": {k: str(v) if isinstance(v, Path) else v
-                                            for k, v in vars(args).items()},
+                                   "args": arguments(args),
                                    "summary": summary(rows), "runs": rows})
     print(summary(rows))
 
