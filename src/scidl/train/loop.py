@@ -256,7 +256,8 @@ def _stalled(optimizer, objective, remaining: range, state: dict, key: str) -> b
         for name in ("old_dirs", "old_stps", "ro"):
             lbfgs[name].clear()
         lbfgs["H_diag"] = 1
-        state.setdefault("restarts", {})[key] = state.get("restarts", {}).get(key, 0) + 1
+        restarts = state.setdefault("restarts", {})
+        restarts[key] = restarts.get(key, 0) + 1
         return False
     changes_at = getattr(objective, "changes_at", None)
     if changes_at is None or any(changes_at(step) for step in remaining):
